@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Everything they need (the virtualenv, the Kafka jars, the FerretDB build) is installed on first use
+# and reused after; each step says what it is doing.
+
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test setup infra reliability bench evaluate lint docs clean
+
+$(STAMP): pyproject.toml
+	@echo "==> python: creating $(VENV) and installing the project with its dev tools"
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check --progress-bar off -q --upgrade pip
+	$(BIN)/pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+infra: setup  ## build and start the local Kafka broker and FerretDB
+	$(BIN)/triage infra up
+
+run: infra  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
+	$(BIN)/triage run
+
+test: setup  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
+	$(BIN)/python -m pytest
+
+reliability: setup  ## fault injection on the real broker and server
+	$(BIN)/python -m pytest -m reliability -o addopts=""
+
+bench: infra
+	$(BIN)/triage bench --cases 5000
+
+evaluate: setup
+	$(BIN)/triage evaluate
+
+docs: setup  ## the AsyncAPI document of every service
+	@mkdir -p docs/asyncapi
+	@for s in intake classification routing followup; do \
+	  $(BIN)/faststream docs gen services.$$s.main:app --out docs/asyncapi/$$s.json >/dev/null && echo "docs/asyncapi/$$s.json"; \
+	done
+
+clean:
+	-$(BIN)/triage infra down
+	rm -rf .triage .pytest_cache .mypy_cache .ruff_cache

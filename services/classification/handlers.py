@@ -1,0 +1,40 @@
+"""Classification: read what the complainant said and conclude category, urgency and risk, with reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from shared.domain.case import CaseStatus
+from shared.domain.classification import Classifier
+from shared.events import CaseClassified, CaseClassifiedPayload, CaseReceived
+from shared.handling import parse_event
+from shared.metrics import CASES_CLASSIFIED
+from shared.store import CaseStore
+
+Emit = Callable[[CaseClassified], Awaitable[None]]
+
+
+async def classify(
+    body: bytes, *, store: CaseStore, emit: Emit, classifier: Classifier, max_bytes: int, now: datetime
+) -> CaseClassified:
+    received = parse_event(body, CaseReceived, max_bytes=max_bytes)
+    p = received.payload
+    assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=p.repeat_count)
+    case_id = received.case_id
+    changed = await store.advance(case_id, {CaseStatus.RECEIVED}, CaseStatus.CLASSIFIED, {
+        "assessment": assessment.model_dump(mode="json"),
+        "category": assessment.category.value,
+        "urgency": assessment.urgency.value,
+        "risk_flags": [f.value for f in assessment.risk_flags],
+        "needs_review": assessment.needs_review,
+        "classified_at": now,
+    })
+    await store.record(case_id, f"classified:{received.event_id}", now, "classified",
+                       category=assessment.category.value, urgency=assessment.urgency.value,
+                       confidence=round(assessment.confidence, 3))
+    event = received.follow_up(CaseClassified, CaseClassifiedPayload(assessment=assessment), "classified")
+    await emit(event)
+    if changed:
+        CASES_CLASSIFIED.labels(assessment.category.value, assessment.urgency.value).inc()
+    return event

@@ -1,0 +1,31 @@
+"""Classification service: `faststream run services.classification.main:app`."""
+
+from faststream.kafka.annotations import KafkaMessage
+
+from services.classification import handlers
+from shared import topics
+from shared.domain.classification import Classifier
+from shared.events import CaseClassified, utcnow
+from shared.runtime import Service
+
+service = Service("classification")
+classified = service.publisher(topics.CASE_CLASSIFIED, CaseClassified,
+                               "Category, urgency, risk flags and the reasons for them.")
+classifier = Classifier.load()
+
+
+async def emit(event: CaseClassified) -> None:
+    await service.publish(classified, event)
+
+
+async def work(body: bytes) -> None:
+    await handlers.classify(body, store=service.store, emit=emit, classifier=classifier,
+                            max_bytes=service.settings.max_event_bytes, now=utcnow())
+
+
+@service.subscriber(topics.CASE_RECEIVED, title="case-received")
+async def on_case_received(message: KafkaMessage) -> None:
+    await service.process(message, work)
+
+
+app = service.app()

@@ -1,0 +1,57 @@
+"""`triage run` (what `make run` does): everything up, a steady stream of complaints, routed cases shown
+as they reach their desks, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+
+from faststream.kafka import KafkaBroker
+
+from services.cli.demo import load_samples, make_events
+from shared import topics
+from shared.events import CaseRouted
+
+_UNIT_LABELS = {"police": "派出所", "mediation": "调处中心", "visitor": "来访中心", "legal": "法律服务", "command": "指挥中心"}
+
+
+async def _stream(kafka: str, rate: float) -> None:
+    rng = random.Random()
+    samples = load_samples()
+    run_id = uuid.uuid4().hex[:8]
+    broker = KafkaBroker(kafka, client_id="triage-live")
+
+    @broker.subscriber(topics.CASE_ROUTED, group_id=f"triage.live.{run_id}", auto_offset_reset="latest")
+    async def show(event: CaseRouted) -> None:
+        p = event.payload
+        flags = ",".join(f.value for f in p.risk_flags)
+        print(f"{event.case_id}  → {p.unit.value:<9} {_UNIT_LABELS[p.unit.value]:<5} {p.category.value:<16} "
+              f"{p.urgency.value:<8} {flags:<24} {p.text[:36]}", flush=True)
+
+    async with broker:
+        await broker.start()
+        print(f"feeding {rate:g} complaints/s into {topics.CHANNEL_EVENTS}; Ctrl-C to stop", flush=True)
+        n = 0
+        while True:
+            event = make_events(1, samples, f"{run_id}-{n}", rng)[0]
+            await broker.publish(event.model_dump(mode="json"), topics.CHANNEL_EVENTS, key=event.event_id.encode())
+            n += 1
+            await asyncio.sleep(1 / rate)
+
+
+def run_live(rate: float) -> int:
+    from services.cli import infra
+    from services.cli.main import _start_pipeline
+
+    endpoints, fleet = _start_pipeline()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_stream(endpoints.kafka_bootstrap, rate))  # type: ignore[attr-defined]
+    finally:
+        print("\nstopping services ...", flush=True)
+        fleet.stop()  # type: ignore[attr-defined]
+        print("stopping local infrastructure ...", flush=True)
+        infra.down()
+    return 0

@@ -1,0 +1,139 @@
+"""The `triage` command: local infrastructure, the whole pipeline, the demo, offline classification."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+
+def _cmd_infra(args: argparse.Namespace) -> int:
+    from services.cli import infra
+
+    return infra.main(args.infra_args)
+
+
+def _start_pipeline(log_dir: Path | None = None) -> tuple[object, object]:
+    from services.cli import infra
+    from services.cli.processes import Fleet, service_env
+
+    endpoints = infra.up()
+    print(f"kafka {endpoints.kafka_bootstrap}, mongodb {endpoints.mongodb_uri}", flush=True)
+    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri),
+                  log_dir or infra.default_state_dir() / "logs")
+    print("starting services: " + ", ".join(fleet.services), flush=True)
+    fleet.start()
+    return endpoints, fleet
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from services.cli.demo import run_demo
+    from shared.config import get_settings
+
+    endpoints, fleet = _start_pipeline()
+    try:
+        result = asyncio.run(run_demo(
+            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri,  # type: ignore[attr-defined]
+            get_settings().mongodb_database, progress=not args.json, seed=args.seed,
+        ))
+    finally:
+        fleet.stop()  # type: ignore[attr-defined]
+    if not args.json:
+        for example in result.examples:
+            print(f"  {example['case_id']} → {example['unit']:<9} {example['category']:<16} "
+                  f"{example['urgency']:<8} {example['text']}")
+        print(f"routed {result.routed}/{result.published} in {result.wall_s}s; by unit: {result.by_unit}; "
+              f"dead-lettered {result.dead_lettered}; lost {result.lost}; "
+              f"latency p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
+    print(json.dumps(result.summary(), ensure_ascii=False))
+    return 0 if result.lost == 0 else 1
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from services.cli.live import run_live
+
+    return run_live(rate=args.rate)
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from services.cli.classify import classify_jsonl
+
+    with (sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")) as source:
+        return classify_jsonl(source, sys.stdout)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from shared.domain.classification.evaluation import evaluate
+
+    report = evaluate(Path(args.corpus) if args.corpus else None)
+    print(report.format_text())
+    return 0
+
+
+def _cmd_deadline(args: argparse.Namespace) -> int:
+    from shared.domain.deadlines import due_date
+
+    print(due_date(args.rule, date.fromisoformat(args.start)).isoformat())
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from shared.events import ChannelEvent
+
+    print(json.dumps(ChannelEvent.model_json_schema(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triage", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("infra", help="local Kafka broker and MongoDB-protocol server: up | down | status")
+    p.add_argument("infra_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_infra)
+
+    p = sub.add_parser("run", help="start everything, feed a stream of complaints, show them being routed")
+    p.add_argument("--rate", type=float, default=2.0, help="complaints per second (default 2)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="publish N complaints through the pipeline and report")
+    p.add_argument("--cases", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="print only the summary line")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("classify", help="classify JSON lines {id, text, channel} offline")
+    p.add_argument("--jsonl", required=True, help="input file, or - for standard input")
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("evaluate", help="train on the training part, score the held-out part")
+    p.add_argument("--corpus", default=None)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("deadline", help="the due date of a time-limit rule")
+    p.add_argument("rule")
+    p.add_argument("--from", dest="start", required=True, help="start date, YYYY-MM-DD")
+    p.set_defaults(func=_cmd_deadline)
+
+    p = sub.add_parser("schema", help="print the JSON Schema upstream channels publish against")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except ValueError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

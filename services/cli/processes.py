@@ -1,0 +1,108 @@
+"""Run the services as child processes, the way they are deployed: one process each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The pipeline in event order, with the port each serves /health and /metrics on.
+PIPELINE: dict[str, int] = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "faststream", "run", f"services.{self.name}.main:app",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, kill: bool = False, timeout: float = 15.0) -> None:
+        if not self.running:
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def service_env(kafka: str, mongodb: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URI": mongodb, "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+class Fleet:
+    """A set of service processes started and stopped together."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, names: dict[str, int] | None = None) -> None:
+        self.services = {
+            name: ServiceProcess(name, port, log_dir / f"{name}.log", env)
+            for name, port in (names or PIPELINE).items()
+        }
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    def start(self, timeout: float = 90.0) -> None:
+        for service in self.services.values():
+            service.start()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 90.0, names: list[str] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        pending = [self.services[n] for n in (names or list(self.services))]
+        while pending:
+            for service in list(pending):
+                if not service.running:
+                    raise RuntimeError(f"{service.name} exited:\n{service.log_tail()}")
+                if service.healthy():
+                    pending.remove(service)
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"{pending[0].name} not healthy after {timeout}s:\n{pending[0].log_tail()}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            if service.running and service.process is not None:
+                service.process.send_signal(signal.SIGTERM)
+        for service in self.services.values():
+            service.stop()

@@ -1,0 +1,37 @@
+"""Routing service: `faststream run services.routing.main:app`."""
+
+from faststream.kafka.annotations import KafkaMessage
+
+from services.routing import handlers
+from shared import topics
+from shared.domain.routing import load_policy
+from shared.domain.triage import Unit
+from shared.events import CaseRouted, utcnow
+from shared.runtime import Service
+
+service = Service("routing")
+routed = service.publisher(topics.CASE_ROUTED, CaseRouted, "Every routing decision, for follow-up and audit.")
+desks = {
+    unit: service.publisher(topics.desk_topic(unit), CaseRouted, f"The queue of the {unit.value} desk.")
+    for unit in Unit
+}
+policy = load_policy()
+
+
+async def emit(event: CaseRouted) -> None:
+    # The desk's queue first: the routed event is what follow-up counts as "delivered".
+    await service.publish(desks[event.payload.unit], event)
+    await service.publish(routed, event)
+
+
+async def work(body: bytes) -> None:
+    await handlers.route_case(body, store=service.store, emit=emit, policy=policy,
+                              max_bytes=service.settings.max_event_bytes, now=utcnow())
+
+
+@service.subscriber(topics.CASE_CLASSIFIED, title="case-classified")
+async def on_case_classified(message: KafkaMessage) -> None:
+    await service.process(message, work)
+
+
+app = service.app()

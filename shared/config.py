@@ -1,0 +1,36 @@
+"""Settings from the environment: the one place every service reads its configuration."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_uri: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = "grievance_triage"
+    consumer_group_prefix: str = "triage"
+
+    # Limits on what upstream may send; beyond them an event is dead-lettered with a reason.
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_text_chars: int = Field(default=8_000, ge=100)
+
+    # Keyed hash for matching complainants without storing who they are in the clear.
+    complainant_key_secret: SecretStr = SecretStr("change-me-in-production")
+    repeat_window_days: int = Field(default=30, ge=1)
+
+    # Retries of store and publish failures: exponential backoff, capped, never giving up.
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 5.0
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,107 @@
+"""The vocabulary of triage: the brief's classification contract as types.
+
+Everything that decides where a case goes speaks in these names; the values are the wire values.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Unit(StrEnum):
+    """The five units a case can be routed to."""
+
+    POLICE = "police"  # 公安派出所
+    MEDIATION = "mediation"  # 矛盾纠纷调处中心
+    VISITOR = "visitor"  # 人民来访中心
+    LEGAL = "legal"  # 公共法律服务中心
+    COMMAND = "command"  # 镇域指挥中心
+
+
+class Category(StrEnum):
+    FAMILY = "family"
+    NEIGHBOR = "neighbor"
+    PROPERTY_LAND = "property_land"
+    CONTRACT_DEBT = "contract_debt"
+    LABOR = "labor"
+    CONSUMER = "consumer"
+    PROPERTY_MGMT = "property_mgmt"
+    TRAFFIC_ACCIDENT = "traffic_accident"
+    MEDICAL = "medical"
+    DAMAGES = "damages"
+    LAND_REQUISITION = "land_requisition"
+    ENVIRONMENT = "environment"
+    PUBLIC_SECURITY = "public_security"
+    FRAUD = "fraud"
+    ADMIN_COMPLAINT = "admin_complaint"
+    LEGAL_AID = "legal_aid"
+    URBAN_MANAGEMENT = "urban_management"
+    SAFETY_HAZARD = "safety_hazard"
+    OTHER = "other"
+
+
+class Urgency(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _URGENCY_ORDER.index(self)
+
+    def raised(self, steps: int = 1) -> Urgency:
+        return _URGENCY_ORDER[min(self.rank + steps, len(_URGENCY_ORDER) - 1)]
+
+
+_URGENCY_ORDER = [Urgency.LOW, Urgency.NORMAL, Urgency.HIGH, Urgency.CRITICAL]
+
+
+class RiskFlag(StrEnum):
+    VIOLENCE = "violence"  # violence, threats or weapons
+    SELF_HARM = "self_harm"
+    DOMESTIC_VIOLENCE = "domestic_violence"
+    COLLECTIVE_ACTION = "collective_action"  # gathering, blocking a road, joint petition trip
+    ESCALATION_THREAT = "escalation_threat"  # threatens to petition higher up (越级上访)
+    VULNERABLE_PERSON = "vulnerable_person"  # elderly, minors, disabled, pregnant
+    MANY_AFFECTED = "many_affected"
+    LARGE_SUM = "large_sum"
+    WAGE_ARREARS_FESTIVAL = "wage_arrears_festival"  # unpaid wages before the Spring Festival
+    DANGER_NOW = "danger_now"  # someone is in danger at this moment (trapped, gas leak, ...)
+    REPEATED = "repeated"  # the same matter reported again
+
+
+class Reason(BaseModel):
+    """One piece of evidence behind a decision, readable by a desk and auditable by a supervisor."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str  # "rule", "model", "override", "policy", "negation", "review"
+    code: str  # the rule id, category or override name
+    detail: str = ""  # the matched terms, probability, or a sentence
+    weight: float | None = None
+
+
+class Assessment(BaseModel):
+    """What the classifier concluded about a text, before routing policy is applied."""
+
+    category: Category
+    urgency: Urgency
+    risk_flags: list[RiskFlag] = Field(default_factory=list)
+    confidence: float = Field(ge=0.0, le=1.0)
+    top_categories: list[tuple[Category, float]] = Field(default_factory=list)
+    reasons: list[Reason] = Field(default_factory=list)
+    needs_review: bool = False
+
+
+class RoutingDecision(BaseModel):
+    """The unit chosen for a case and why."""
+
+    unit: Unit
+    urgency: Urgency
+    override: str | None = None  # the danger override that decided the unit, if any
+    reasons: list[Reason] = Field(default_factory=list)
+    needs_review: bool = False
+    policy_version: str = ""

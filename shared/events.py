@@ -1,0 +1,163 @@
+"""Event contracts: one versioned pydantic model per topic.
+
+Every event after intake travels in the same envelope (event id, case id, schema version, time,
+source channel, trace context) with a typed payload. Upstream channels publish `ChannelEvent`, whose
+JSON Schema (`triage schema`) is the contract they code against. No event after intake carries a
+complainant's name, phone or ID number: those stay in the case store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.domain.triage import Assessment, Category, RiskFlag, RoutingDecision, Unit, Urgency
+
+SCHEMA_VERSION = 1
+
+
+class Channel(StrEnum):
+    HOTLINE_12345 = "12345"
+    POLICE_110 = "110"
+    LEGAL_12348 = "12348"
+    LETTER = "letter"
+    WALK_IN = "walk_in"
+    ONLINE = "online"
+    GRID = "grid"
+
+
+# Identifiers end up in document ids and Kafka keys: keep them to a safe alphabet.
+SafeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+
+
+def _no_control_chars(value: str) -> str:
+    if any(ord(c) < 32 and c not in "\n\r\t" for c in value) or "\x7f" in value:
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+CleanText = Annotated[str, AfterValidator(_no_control_chars)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Complainant(_Strict):
+    """Personal data: stored on the case, never logged, never put on a downstream topic."""
+
+    name: Annotated[CleanText, Field(max_length=64)] | None = None
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{4,19}$")] | None = None
+    id_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{15}([0-9]{2}[0-9Xx])?$")] | None = None
+
+
+class ChannelEvent(_Strict):
+    """A complaint as an upstream channel publishes it to `triage.channel-events.v1`."""
+
+    schema_version: Literal[1] = 1
+    event_id: SafeId = Field(description="Unique per channel; a redelivered event keeps its id.")
+    channel: Channel
+    occurred_at: AwareDatetime
+    text: Annotated[CleanText, Field(min_length=1, description="What the complainant said or wrote.")]
+    complainant: Complainant | None = None
+    location: Annotated[CleanText, Field(max_length=200)] | None = None
+    external_ref: Annotated[CleanText, Field(max_length=128)] | None = Field(
+        default=None, description="The channel's own ticket number, if it has one."
+    )
+    traceparent: Annotated[str, StringConstraints(max_length=128)] | None = None
+
+
+def case_id_for(channel: Channel | str, event_id: str) -> str:
+    """The case a first report opens: derived from the event, so a redelivery finds the same case."""
+    digest = hashlib.sha256(f"{Channel(channel).value}:{event_id}".encode()).hexdigest()
+    return f"GT-{digest[:20].upper()}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """What every case event carries besides its payload."""
+
+    event_type: ClassVar[str]
+
+    event_id: SafeId
+    case_id: SafeId
+    schema_version: int = SCHEMA_VERSION
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    source_channel: Channel
+    traceparent: str | None = None
+
+    def follow_up(self, event_cls: type[E], payload: Any, step: str) -> E:
+        """The next event of the same case; its id derives from this one's, so a replay repeats it."""
+        return event_cls(
+            event_id=derive_event_id(self.event_id, step),
+            case_id=self.case_id,
+            source_channel=self.source_channel,
+            traceparent=self.traceparent,
+            payload=payload,
+        )
+
+
+E = TypeVar("E", bound=Envelope)
+
+
+def derive_event_id(parent: str, step: str) -> str:
+    candidate = f"{parent}.{step}"
+    if len(candidate) <= 128:
+        return candidate
+    return f"{hashlib.sha256(parent.encode()).hexdigest()[:32]}.{step}"[:128]
+
+
+class CaseReceivedPayload(BaseModel):
+    text: str
+    location: str | None = None
+    received_at: AwareDatetime
+    complainant_key: str | None = None
+    repeat_count: int = 0
+
+
+class CaseReceived(Envelope):
+    event_type: ClassVar[str] = "case.received"
+    payload: CaseReceivedPayload
+
+
+class CaseClassifiedPayload(BaseModel):
+    assessment: Assessment
+    routing_attempt: int = 0
+    excluded_units: list[Unit] = Field(default_factory=list)
+    handback_reason: str | None = None
+
+
+class CaseClassified(Envelope):
+    event_type: ClassVar[str] = "case.classified"
+    payload: CaseClassifiedPayload
+
+
+class CaseRoutedPayload(BaseModel):
+    """What a desk receives: enough to act, nothing personal."""
+
+    unit: Unit
+    category: Category
+    urgency: Urgency
+    risk_flags: list[RiskFlag] = Field(default_factory=list)
+    decision: RoutingDecision
+    routing_attempt: int = 0
+    text: str
+    location: str | None = None
+    received_at: AwareDatetime
+
+
+class CaseRouted(Envelope):
+    event_type: ClassVar[str] = "case.routed"
+    payload: CaseRoutedPayload
+
+
+EVENT_TYPES: dict[str, type[Envelope]] = {
+    cls.event_type: cls for cls in (CaseReceived, CaseClassified, CaseRouted)
+}

@@ -1,0 +1,168 @@
+"""How every consumer treats a message: parse, do the work, retry what is transient, dead-letter the rest.
+
+At-least-once with idempotent effects: a handler returns (and FastStream commits the offset) only after
+its store writes and publishes succeeded. Store or broker outages are retried with capped backoff for as
+long as they last; an event that can never succeed is dead-lettered with its reason and the consumer
+carries on with the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from pydantic import BaseModel, ValidationError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+
+from shared.metrics import RETRIES
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Rejected(Exception):
+    """The event cannot be processed as it is: it is dead-lettered with this reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures of the store or the broker that pass by themselves: worth waiting for."""
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | KafkaTimeoutError):
+        return True
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False))
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: float = 0.2
+    maximum: float = 5.0
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    service: str,
+    backoff: Backoff = Backoff(),
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run `operation` until it succeeds or fails for a reason that waiting will not cure."""
+    delay = backoff.initial
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            RETRIES.labels(service, type(exc).__name__).inc()
+            log.warning("transient failure, retrying in %.1fs: %s", delay, type(exc).__name__)
+            await sleep(delay)
+            delay = min(delay * 2, backoff.maximum)
+
+
+# --- parsing untrusted bytes ------------------------------------------------------------------------
+
+
+def _forbidden_key(value: Any, path: str = "") -> str | None:
+    """The first key that MongoDB would read as an operator or a path, wherever it is nested."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str) or key.startswith("$") or "." in key or "\x00" in key:
+                return f"{path}{key!r}"
+            if found := _forbidden_key(inner, f"{path}{key}."):
+                return found
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            if found := _forbidden_key(inner, f"{path}[{index}]."):
+                return found
+    return None
+
+
+def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
+    """A readable summary that never echoes the input (it may carry personal data)."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False)[:limit]:
+        where = ".".join(str(p) for p in item["loc"]) or "(event)"
+        parts.append(f"{where}: {item['msg']}")
+    more = error.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_event(body: bytes, model: type[M], *, max_bytes: int) -> M:
+    """Decode and validate one event, or raise Rejected naming exactly what is wrong with it."""
+    if len(body) > max_bytes:
+        raise Rejected("too_large", f"{len(body)} bytes, the limit is {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected("invalid_utf8", f"byte {exc.start} is not valid UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise Rejected("malformed_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise Rejected("schema_violation", f"expected a JSON object, got {type(data).__name__}")
+    if key := _forbidden_key(data):
+        raise Rejected("forbidden_key", f"key {key} looks like a MongoDB operator or path")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Rejected("schema_violation", describe_validation_error(exc)) from None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a consumed message came from, for dead-letter records and logs."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    service: str
+    source: Source
+    reason: str
+    detail: str
+    at: datetime
+    body: bytes
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-dlq-reason": self.reason,
+            "x-dlq-detail": self.detail[:1000],
+            "x-dlq-service": self.service,
+            "x-dlq-source": self.source.id,
+            "x-dlq-at": self.at.isoformat(),
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps: the reason and where, not the body (it may hold personal data)."""
+        return {
+            "service": self.service,
+            "reason": self.reason,
+            "detail": self.detail[:1000],
+            "source": self.source.id,
+            "at": self.at,
+            "size": len(self.body),
+            "body_sha256": hashlib.sha256(self.body).hexdigest(),
+        }

@@ -1,0 +1,45 @@
+"""Every Prometheus metric the services export, defined once.
+
+Labels are domain codes (channel, category, unit, reason), never personal data or free text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+CASES_RECEIVED = Counter(
+    "triage_cases_received", "Complaint events accepted by intake", ["channel", "outcome"], registry=REGISTRY
+)
+CASES_CLASSIFIED = Counter(
+    "triage_cases_classified", "Cases classified", ["category", "urgency"], registry=REGISTRY
+)
+CASES_ROUTED = Counter("triage_cases_routed", "Cases routed to a unit", ["unit", "override"], registry=REGISTRY)
+CASES_NEEDING_REVIEW = Counter(
+    "triage_cases_needing_review", "Low-confidence decisions flagged for a person", registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "triage_dead_letters", "Events dead-lettered, by service and reason", ["service", "reason"],
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "triage_retries", "Transient store or broker failures retried", ["service", "error"], registry=REGISTRY
+)
+STAGE_SECONDS = Histogram(
+    "triage_stage_seconds", "Time to process one event, by service", ["service"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DEADLINES_OPENED = Counter("triage_deadlines_opened", "Deadlines opened", ["rule"], registry=REGISTRY)
+TIMERS_FIRED = Counter("triage_timers_fired", "Follow-up timers fired", ["kind"], registry=REGISTRY)
+DESK_ACTIONS = Counter(
+    "triage_desk_actions", "Desk actions by unit, action and outcome", ["unit", "action", "outcome"],
+    registry=REGISTRY,
+)
+CALENDAR_UNKNOWN_YEAR = Counter(
+    "triage_calendar_unknown_year",
+    "Working-day questions about a year beyond the known holiday schedule (weekends-only fallback)",
+    ["year"],
+    registry=REGISTRY,
+)
+REPEATS_MERGED = Counter("triage_repeats_merged", "Repeat reports merged into an open case", registry=REGISTRY)
