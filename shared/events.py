@@ -78,7 +78,9 @@ def case_id_for(channel: Channel | str, event_id: str) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, to the millisecond: what the store keeps, so a value read back compares equal."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class Envelope(BaseModel):
