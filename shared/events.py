@@ -97,13 +97,14 @@ class Envelope(BaseModel):
 
     def follow_up(self, event_cls: type[E], payload: Any, step: str) -> E:
         """The next event of the same case; its id derives from this one's, so a replay repeats it."""
-        return event_cls(
-            event_id=derive_event_id(self.event_id, step),
-            case_id=self.case_id,
-            source_channel=self.source_channel,
-            traceparent=self.traceparent,
-            payload=payload,
-        )
+        fields: dict[str, Any] = {
+            "event_id": derive_event_id(self.event_id, step),
+            "case_id": self.case_id,
+            "source_channel": self.source_channel,
+            "traceparent": self.traceparent,
+            "payload": payload,
+        }
+        return event_cls(**fields)
 
 
 E = TypeVar("E", bound=Envelope)

@@ -15,7 +15,8 @@ from faststream.asgi.types import ASGIApp, Scope
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.kafka.publisher.usecase import PublisherUsecase
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from prometheus_client import make_asgi_app
 
 from shared import topics
@@ -58,20 +59,21 @@ class Service:
     def group_id(self) -> str:
         return f"{self.settings.consumer_group_prefix}.{self.name}"
 
-    def subscriber(self, topic: str, **options: Any) -> Any:
+    def subscriber(self, topic: str, *, title: str, description: str | None = None) -> DefaultSubscriber:
         """A consumer in this service's group that commits an offset only after its work is done."""
         return self.broker.subscriber(
             topic,
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
-            **options,
+            title=title,
+            description=description,
         )
 
-    def publisher(self, topic: str, schema: type[Envelope], description: str) -> PublisherUsecase:
+    def publisher(self, topic: str, schema: type[Envelope], description: str) -> DefaultPublisher:
         return self.broker.publisher(topic, schema=schema, title=topic, description=description)
 
-    async def publish(self, publisher: PublisherUsecase, event: Envelope) -> None:
+    async def publish(self, publisher: DefaultPublisher, event: Envelope) -> None:
         await retry_transient(
             lambda: publisher.publish(event, key=event.case_id.encode(), headers={"event-type": event.event_type}),
             service=self.name,

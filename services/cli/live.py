@@ -14,7 +14,9 @@ from services.cli.demo import load_samples, make_events
 from shared import topics
 from shared.events import CaseRouted
 
-_UNIT_LABELS = {"police": "派出所", "mediation": "调处中心", "visitor": "来访中心", "legal": "法律服务", "command": "指挥中心"}
+_UNIT_LABELS = {
+    "police": "派出所", "mediation": "调处中心", "visitor": "来访中心", "legal": "法律服务", "command": "指挥中心",
+}
 
 
 async def _stream(kafka: str, rate: float) -> None:

@@ -1,0 +1,106 @@
+"""End-to-end fixtures: the real Kafka broker and FerretDB (started here unless KAFKA_BOOTSTRAP_SERVERS
+and MONGODB_URI point elsewhere) and the four services, each in its own process as deployed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.cli import infra
+from services.cli.processes import Fleet, service_env
+from shared import topics
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_STATE = REPO_ROOT / ".triage" / "test"
+
+
+@pytest.fixture(scope="session")
+def endpoints() -> Iterator[infra.Endpoints]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI")
+    if not external:
+        infra.down(TEST_STATE, progress=lambda _m: None)
+        # A fresh broker and store each session: no topic or group state leaks between runs.
+        for data in ("kafka/data", "ferretdb-data", "ferretdb/data"):
+            shutil.rmtree(TEST_STATE / data, ignore_errors=True)
+    found = infra.up(TEST_STATE, kafka_port=infra.free_port(), mongo_port=infra.free_port())
+    yield found
+    if not external:
+        infra.down(TEST_STATE, progress=lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def database_name() -> str:
+    return f"triage_e2e_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def service_ports() -> dict[str, int]:
+    ports: list[int] = []
+    for _ in range(4):
+        ports.append(infra.free_port(exclude=ports))
+    return dict(zip(("intake", "classification", "routing", "followup"), ports, strict=True))
+
+
+@pytest.fixture(scope="session")
+def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[str, int]) -> Iterator[Fleet]:
+    env = service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, MONGODB_DATABASE=database_name,
+                      CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1")
+    services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)
+    services.start(timeout=120)
+    yield services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+async def producer(endpoints: infra.Endpoints) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(endpoints: infra.Endpoints, database_name: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(endpoints.mongodb_uri, tz_aware=True)
+    yield client[database_name]
+    await client.close()
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 60.0, what: str = "") -> T:
+    """Poll until `probe` returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or probe}")
+        await asyncio.sleep(0.2)
+
+
+def channel_event(text: str, *, channel: str = "12345", event_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": event_id or f"e2e-{uuid.uuid4().hex[:12]}",
+        "channel": channel,
+        "occurred_at": "2026-11-27T09:30:00+08:00",
+        "text": text,
+        **extra,
+    }
+
+
+async def publish(producer: AIOKafkaProducer, body: dict[str, Any] | bytes, topic: str = topics.CHANNEL_EVENTS) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    await producer.send_and_wait(topic, raw)

@@ -1,0 +1,135 @@
+"""The four services on the real broker and server: a complaint goes in, a routed case comes out."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.cli import infra
+from services.cli.processes import Fleet
+from shared import topics
+from shared.events import case_id_for
+from tests.e2e.conftest import channel_event, eventually, publish
+
+pytestmark = [pytest.mark.e2e]
+Db = AsyncDatabase[dict[str, Any]]
+
+
+async def routed_case(db: Db, case_id: str, timeout: float = 60) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        return await db.cases.find_one({"_id": case_id, "status": "routed"})
+
+    return await eventually(probe, timeout, f"case {case_id} to be routed")
+
+
+async def dead_letter(db: Db, reason: str, timeout: float = 60) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        return await db.dead_letters.find_one({"reason": reason})
+
+    return await eventually(probe, timeout, f"a dead letter with reason {reason}")
+
+
+async def test_complaint_is_classified_routed_and_given_deadlines(
+    fleet: Fleet, producer: AIOKafkaProducer, db: Db, endpoints: infra.Endpoints
+) -> None:
+    event = channel_event("社区干部在低保评审时收了我邻居的好处费", channel="12345",
+                          complainant={"name": "李先生", "phone": "13900001111"})
+    await publish(producer, event)
+    case_id = case_id_for("12345", event["event_id"])
+
+    case = await routed_case(db, case_id)
+    assert case["unit"] == "visitor"
+    assert case["category"] == "admin_complaint"
+    assert case["routing"]["reasons"], "a routing decision carries its reasons"
+    assert "visitor_accept" in (await eventually(
+        lambda: db.cases.find_one({"_id": case_id, "deadlines.visitor_accept": {"$exists": True}}),
+        what="the visitor.accept deadline"))["deadlines"]
+
+    kinds = [e["kind"] for e in await db.timeline.find({"case_id": case_id}).sort("at", 1).to_list(None)]
+    assert kinds[:3] == ["received", "classified", "routed"]
+    assert await db.timers.count_documents({"case_id": case_id}) >= 3
+
+    # The visitor desk's queue has it, and no personal data travels with it.
+    consumer = AIOKafkaConsumer(topics.desk_topic("visitor"), bootstrap_servers=endpoints.kafka_bootstrap,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    try:
+        found = None
+        async with asyncio.timeout(30):
+            while found is None:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    for record in records:
+                        if case_id.encode() in record.value:
+                            found = record.value
+        assert b"13900001111" not in found
+    finally:
+        await consumer.stop()
+
+
+async def test_the_brief_examples_reach_their_units(fleet: Fleet, producer: AIOKafkaProducer, db: Db) -> None:
+    examples = {
+        "小区电梯困人已经半小时了，物业电话打不通": ("command", "safety_hazard", "critical"),
+        "前夫把孩子带走一个月不让我见，离婚协议写的是每周探视两次": ("mediation", "family", "normal"),
+        "请问企业拖欠货款两年了还能起诉吗，诉讼时效怎么算": ("legal", "legal_aid", "low"),
+        "有人冒充快递客服让我开通备用金，被扣了三千": ("police", "fraud", "high"),
+    }
+    ids = {}
+    for text in examples:
+        event = channel_event(text)
+        await publish(producer, event)
+        ids[text] = case_id_for("12345", event["event_id"])
+    for text, (unit, category, urgency) in examples.items():
+        case = await routed_case(db, ids[text])
+        assert (case["unit"], case["category"], case["urgency"]) == (unit, category, urgency), text
+
+
+async def test_a_duplicate_event_opens_one_case_routed_once(fleet: Fleet, producer: AIOKafkaProducer, db: Db) -> None:
+    event = channel_event("楼上邻居天天半夜跺脚，说了好多次也不听")
+    for _ in range(3):
+        await publish(producer, event)
+    case_id = case_id_for("12345", event["event_id"])
+    await routed_case(db, case_id)
+    # The later copies are processed after the first; give them time to land before counting.
+    follow = channel_event("路边的井盖丢了，晚上很危险")
+    await publish(producer, follow)
+    await routed_case(db, case_id_for("12345", follow["event_id"]))
+    assert await db.cases.count_documents({"_id": case_id}) == 1
+    assert await db.routings.count_documents({"case_id": case_id}) == 1
+    assert await db.receipts.count_documents({"case_id": case_id}) == 1
+    assert await db.timeline.count_documents({"case_id": case_id, "kind": "routed"}) == 1
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"event_id": "broken", "channel": ', "malformed_json"),
+    (b'{"event_id": "no-text", "channel": "12345", "occurred_at": "2026-11-27T09:30:00+08:00"}',
+     "schema_violation"),
+    (channel_event("x" * 9000), "text_too_long"),
+    (channel_event("有人偷电瓶", complainant={"$where": "sleep(1000)"}), "forbidden_key"),
+    (b"\xff\xfe not utf-8", "invalid_utf8"),
+], ids=["malformed-json", "schema-violation", "oversized-text", "mongo-operator-key", "invalid-utf8"])
+async def test_bad_input_is_dead_lettered_and_the_consumer_carries_on(
+    fleet: Fleet, producer: AIOKafkaProducer, db: Db, body: bytes | dict[str, Any], reason: str
+) -> None:
+    await publish(producer, body)
+    letter = await dead_letter(db, reason)
+    assert letter["service"] == "intake"
+    assert letter["detail"], "the dead letter says what is wrong"
+
+    after = channel_event("隔壁装修电钻声从早上七点响到晚上十点")
+    await publish(producer, after)
+    await routed_case(db, case_id_for("12345", after["event_id"]))
+
+
+async def test_health_and_metrics(fleet: Fleet) -> None:
+    for service in fleet.services.values():
+        assert service.healthy(), service.name
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        assert "faststream_received_messages_total" in text or service.name == "intake"
+        assert "triage_stage_seconds" in text

@@ -1,0 +1,90 @@
+"""Parsing untrusted events and telling transient failures from permanent ones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
+from pymongo.errors import AutoReconnect, DuplicateKeyError, ServerSelectionTimeoutError
+
+from shared.events import ChannelEvent
+from shared.handling import Backoff, Rejected, is_transient, parse_event, retry_transient
+
+GOOD = {"event_id": "abc-1", "channel": "12345", "occurred_at": "2026-11-27T09:30:00+08:00", "text": "楼上漏水"}
+
+
+def parse(body: bytes | dict[str, object]) -> ChannelEvent:
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    return parse_event(raw, ChannelEvent, max_bytes=4096)
+
+
+def reason_of(body: bytes | dict[str, object]) -> str:
+    with pytest.raises(Rejected) as caught:
+        parse(body)
+    return caught.value.reason
+
+
+def test_a_good_event_parses() -> None:
+    assert parse(GOOD).text == "楼上漏水"
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"{", "malformed_json"),
+    (b"\xff\xfe", "invalid_utf8"),
+    (b"[1, 2]", "schema_violation"),
+    ({**GOOD, "channel": "fax"}, "schema_violation"),
+    ({**GOOD, "text": 42}, "schema_violation"),
+    ({k: v for k, v in GOOD.items() if k != "text"}, "schema_violation"),
+    ({**GOOD, "case_id": "GT-FORGED"}, "schema_violation"),
+    ({**GOOD, "complainant": {"$ne": None}}, "forbidden_key"),
+    ({**GOOD, "complainant": {"name.first": "王"}}, "forbidden_key"),
+    ({**GOOD, "text": "bell\x07"}, "schema_violation"),
+    ({**GOOD, "event_id": "../../etc"}, "schema_violation"),
+    ({**GOOD, "occurred_at": "2026-11-27T09:30:00"}, "schema_violation"),
+    ({**GOOD, "text": "长" * 2000}, "too_large"),
+])
+def test_bad_events_are_rejected_with_a_reason(body: bytes | dict[str, object], reason: str) -> None:
+    assert reason_of(body) == reason
+
+
+def test_rejection_details_never_echo_the_input() -> None:
+    with pytest.raises(Rejected) as caught:
+        parse({**GOOD, "complainant": {"phone": "not-a-phone-13812345678x"}})
+    assert "13812345678" not in caught.value.detail
+    assert "complainant.phone" in caught.value.detail
+
+
+@pytest.mark.parametrize("exc", [AutoReconnect("x"), ServerSelectionTimeoutError("x"),
+                                 KafkaConnectionError(), KafkaTimeoutError(), ConnectionRefusedError()])
+def test_outages_are_transient(exc: Exception) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", [DuplicateKeyError("x"), MessageSizeTooLargeError(), ValueError("x")])
+def test_other_failures_are_not(exc: Exception) -> None:
+    assert not is_transient(exc)
+
+
+async def test_retry_waits_out_an_outage_with_growing_capped_delays() -> None:
+    delays: list[float] = []
+    attempts = iter([AutoReconnect("down"), AutoReconnect("down"), AutoReconnect("down"), None])
+
+    async def operation() -> str:
+        if exc := next(attempts):
+            raise exc
+        return "done"
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    assert await retry_transient(operation, service="t", backoff=Backoff(0.1, 0.3), sleep=sleep) == "done"
+    assert delays == [0.1, 0.2, 0.3]
+
+
+async def test_retry_gives_up_at_once_on_a_permanent_failure() -> None:
+    async def operation() -> None:
+        raise ValueError("bug")
+
+    with pytest.raises(ValueError):
+        await retry_transient(operation, service="t")
