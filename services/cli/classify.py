@@ -6,9 +6,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from shared.domain.routing import Policy, load_policy, route
-
 from shared.domain.classification import Classifier
+from shared.domain.routing import Policy, load_policy, route
 
 BATCH = 256
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from shared.domain.routing import Policy, route
-
 from shared.domain.case import CaseStatus
+from shared.domain.routing import Policy, route
 from shared.domain.triage import RoutingDecision, Unit
 from shared.events import CaseClassified, CaseRouted, CaseRoutedPayload
 from shared.handling import Rejected, parse_event

@@ -1,10 +1,10 @@
 """Routing service: `faststream run services.routing.main:app`."""
 
 from faststream.kafka.annotations import KafkaMessage
-from shared.domain.routing import load_policy
 
 from services.routing import handlers
 from shared import topics
+from shared.domain.routing import load_policy
 from shared.domain.triage import Unit
 from shared.events import CaseRouted, utcnow
 from shared.runtime import Service
