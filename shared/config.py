@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     retry_initial_seconds: float = 0.2
     retry_max_seconds: float = 5.0
 
+    # Follow-up timers: how often the store is scanned for due timers, and how long a claim is held
+    # before another instance may take the timer over (its holder presumed dead).
+    timer_scan_seconds: float = Field(default=5.0, gt=0)
+    timer_lease_seconds: float = Field(default=60.0, gt=0)
+    # Demo and tests only: honour a clock offset kept in the store, so deadlines can be passed on purpose.
+    simulated_clock: bool = False
+
     log_level: str = "INFO"
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.domain.case import Action, Satisfaction
 from shared.domain.triage import Assessment, Category, RiskFlag, RoutingDecision, Unit, Urgency
 
 SCHEMA_VERSION = 1
@@ -161,6 +162,50 @@ class CaseRouted(Envelope):
     payload: CaseRoutedPayload
 
 
+# What a desk may do to a case; the pipeline's own steps (classify, route, start_return_visit) are not here.
+DESK_ACTIONS = (
+    Action.ACCEPT, Action.PROGRESS_NOTE, Action.HAND_BACK, Action.REQUEST_EXTENSION, Action.RECORD_AGREEMENT,
+    Action.RESOLVE, Action.RETURN_VISIT, Action.ESCALATE,
+)
+
+
+class DeskActionPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: Unit = Field(description="The desk acting; it must be the unit the case is with.")
+    action: Action
+    actor: SafeId = Field(description="The desk user, for the audit trail.")
+    note: Annotated[CleanText, Field(max_length=2000)] | None = None
+    reason: Annotated[CleanText, Field(max_length=500)] | None = Field(
+        default=None, description="Required to hand back (why the unit is wrong) and to request an extension."
+    )
+    extension_days: Annotated[int, Field(ge=1, le=30)] | None = None
+    satisfaction: Satisfaction | None = Field(default=None, description="Required for a return visit.")
+
+
+class DeskAction(Envelope):
+    event_type: ClassVar[str] = "desk.action"
+    payload: DeskActionPayload
+
+
+class AlertKind(StrEnum):
+    REMINDER = "reminder"
+    OVERDUE = "overdue"
+    ESCALATED = "escalated"
+
+
+class CaseAlertPayload(BaseModel):
+    kind: AlertKind
+    unit: Unit
+    rule: str
+    due: str = Field(description="The deadline's last day, ISO date (the period ends at 24:00 that day).")
+
+
+class CaseAlert(Envelope):
+    event_type: ClassVar[str] = "case.alert"
+    payload: CaseAlertPayload
+
+
 EVENT_TYPES: dict[str, type[Envelope]] = {
-    cls.event_type: cls for cls in (CaseReceived, CaseClassified, CaseRouted)
+    cls.event_type: cls for cls in (CaseReceived, CaseClassified, CaseRouted, DeskAction, CaseAlert)
 }

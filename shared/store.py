@@ -133,13 +133,56 @@ class CaseStore:
         )
         return result.modified_count == 1
 
-    async def schedule_timer(self, case_id: str, rule: str, kind: str, due_at: datetime) -> None:
+    async def schedule_timer(self, case_id: str, rule: str, due: str, kind: str, due_at: datetime) -> None:
+        """A durable timer, once: its id names the deadline's due date, so an extension makes new ones."""
         await self.timers.update_one(
-            {"_id": f"{case_id}:{rule}:{kind}"},
-            {"$setOnInsert": {"case_id": case_id, "rule": rule, "kind": kind, "due_at": due_at,
+            {"_id": f"{case_id}:{rule}:{due}:{kind}"},
+            {"$setOnInsert": {"case_id": case_id, "rule": rule, "due": due, "kind": kind, "due_at": due_at,
                               "state": "pending"}},
             upsert=True,
         )
+
+    async def cancel_timers(self, case_id: str, rules: list[str] | None = None) -> None:
+        query: Document = {"case_id": case_id, "state": "pending"}
+        if rules is not None:
+            query["rule"] = {"$in": rules}
+        await self.timers.update_many(query, {"$set": {"state": "cancelled"}})
+
+    async def claim_due_timer(
+        self, due_by: datetime, now: datetime, owner: str, lease_until: datetime
+    ) -> Document | None:
+        """Atomically take one due timer (or one whose holder's lease ran out): no two instances get the same."""
+        return await self.timers.find_one_and_update(
+            {"$or": [{"state": "pending", "due_at": {"$lte": due_by}},
+                     {"state": "firing", "lease_until": {"$lte": now}}]},
+            {"$set": {"state": "firing", "owner": owner, "lease_until": lease_until}},
+            sort=[("due_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def finish_timer(self, timer_id: str, outcome: str, at: datetime) -> None:
+        await self.timers.update_one({"_id": timer_id, "state": "firing"},
+                                     {"$set": {"state": outcome, "fired_at": at}})
+
+    async def clock_offset(self) -> float:
+        doc = await self.db["control"].find_one({"_id": "clock"})
+        return float(doc["offset_seconds"]) if doc else 0.0
+
+    async def set_clock_offset(self, seconds: float) -> None:
+        await self.db["control"].update_one({"_id": "clock"}, {"$set": {"offset_seconds": seconds}}, upsert=True)
+
+    # --- desk actions -------------------------------------------------------------------------------
+
+    async def record_action(self, action_id: str, record: Mapping[str, Any]) -> Document:
+        """The outcome of a desk action, decided once; a redelivery reads the first decision back."""
+        doc = await self.actions.find_one_and_update(
+            {"_id": action_id}, {"$setOnInsert": dict(record)}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert doc is not None
+        return doc
+
+    async def update_action(self, action_id: str, fields: Mapping[str, Any]) -> None:
+        await self.actions.update_one({"_id": action_id}, {"$set": dict(fields)})
 
     # --- dead letters -------------------------------------------------------------------------------
 

@@ -99,3 +99,36 @@ def is_past(status: CaseStatus, milestone: CaseStatus) -> bool:
     if status in pipeline and milestone in pipeline:
         return pipeline.index(status) >= pipeline.index(milestone)
     return status not in pipeline
+
+
+class CaseView(BaseModel):
+    """What the desk-action rules need to know about a case."""
+
+    status: CaseStatus
+    unit: str | None = None
+    extension_used: bool = False
+
+
+def check_desk_action(
+    case: CaseView,
+    *,
+    unit: str,
+    action: Action,
+    reason: str | None = None,
+    satisfaction: Satisfaction | None = None,
+) -> Transition:
+    """Whether a desk may take this action on this case now; TransitionRejected says why not."""
+    if case.unit != unit:
+        raise TransitionRejected(action, case.status, f"the case is with {case.unit}, not {unit}")
+    if action in (Action.HAND_BACK, Action.REQUEST_EXTENSION) and not (reason and reason.strip()):
+        raise TransitionRejected(action, case.status, f"{action.value} needs a reason")
+    if action is Action.REQUEST_EXTENSION:
+        if unit != "visitor":
+            raise TransitionRejected(action, case.status, "only petitions (visitor cases) can be extended")
+        if case.extension_used:
+            raise TransitionRejected(action, case.status, "the handling period was already extended once")
+    if action is Action.RECORD_AGREEMENT and unit != "mediation":
+        raise TransitionRejected(action, case.status, "only the mediation centre records mediation agreements")
+    if action is Action.ESCALATE and unit == "command":
+        raise TransitionRejected(action, case.status, "the town command centre is where escalations go")
+    return apply(case.status, action, satisfaction)

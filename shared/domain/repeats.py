@@ -217,3 +217,22 @@ def mask_id_number(id_number: str) -> str:
     """Resident ID: first 3 and last 4 characters kept (`110***********123X`), the rest masked."""
     cleaned = "".join(unicodedata.normalize("NFKC", id_number).split()).upper()
     return _mask(cleaned, 3, 4)
+
+
+# --- candidate lookup --------------------------------------------------------------------------------
+
+
+def lsh_bands(signature: Sequence[int], bands: int = 16) -> list[str]:
+    """Locality-sensitive buckets of a signature: texts sharing any bucket are worth comparing.
+
+    With 64 permutations in 16 bands of 4, two texts of similarity 0.8 share a bucket with
+    probability 0.9998, two of similarity 0.2 with 0.025: the store looks up few candidates.
+    """
+    if not signature or len(signature) % bands:
+        raise ValueError(f"a signature of {len(signature)} values cannot be cut into {bands} bands")
+    rows = len(signature) // bands
+    out = []
+    for band in range(bands):
+        chunk = ",".join(str(v) for v in signature[band * rows:(band + 1) * rows])
+        out.append(f"{band}:{hashlib.blake2b(chunk.encode(), digest_size=8).hexdigest()}")
+    return out
