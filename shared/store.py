@@ -65,13 +65,12 @@ class CaseStore:
 
     # --- intake -------------------------------------------------------------------------------------
 
-    async def claim_receipt(self, receipt_id: str, case_id: str, at: datetime) -> tuple[str, bool]:
-        """Record which case an incoming event belongs to; a redelivery gets the first answer back.
-
-        Returns the case id and whether this is the first time the event was seen."""
+    async def claim_receipt(self, receipt_id: str, case_id: str, own_case_id: str, at: datetime) -> tuple[str, bool]:
+        """Record which case an incoming event belongs to (its own, or an open one it repeats); a
+        redelivery gets the first answer back. Returns the case id and whether the event is new."""
         doc = await self.receipts.find_one_and_update(
             {"_id": receipt_id},
-            {"$setOnInsert": {"case_id": case_id, "at": at}},
+            {"$setOnInsert": {"case_id": case_id, "own_case_id": own_case_id, "at": at}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )

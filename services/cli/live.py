@@ -45,15 +45,15 @@ async def _stream(kafka: str, rate: float) -> None:
 
 def run_live(rate: float) -> int:
     from services.cli import infra
-    from services.cli.main import _start_pipeline
+    from services.cli.main import start_pipeline
 
-    endpoints, fleet = _start_pipeline()
+    endpoints, fleet = start_pipeline()
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_stream(endpoints.kafka_bootstrap, rate))  # type: ignore[attr-defined]
+            asyncio.run(_stream(endpoints.kafka_bootstrap, rate))
     finally:
         print("\nstopping services ...", flush=True)
-        fleet.stop()  # type: ignore[attr-defined]
+        fleet.stop()
         print("stopping local infrastructure ...", flush=True)
         infra.down()
     return 0

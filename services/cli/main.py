@@ -9,6 +9,11 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.cli.infra import Endpoints
+    from services.cli.processes import Fleet
 
 
 def _cmd_infra(args: argparse.Namespace) -> int:
@@ -17,31 +22,40 @@ def _cmd_infra(args: argparse.Namespace) -> int:
     return infra.main(args.infra_args)
 
 
-def _start_pipeline(log_dir: Path | None = None) -> tuple[object, object]:
+def start_pipeline(
+    extra_env: dict[str, str] | None = None, services: dict[str, int] | None = None
+) -> tuple[Endpoints, Fleet]:
+    """The local infrastructure (unless endpoints are configured) and the services, started and healthy."""
     from services.cli import infra
     from services.cli.processes import Fleet, service_env
 
     endpoints = infra.up()
     print(f"kafka {endpoints.kafka_bootstrap}, mongodb {endpoints.mongodb_uri}", flush=True)
-    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri),
-                  log_dir or infra.default_state_dir() / "logs")
+    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, **(extra_env or {})),
+                  infra.default_state_dir() / "logs", services)
     print("starting services: " + ", ".join(fleet.services), flush=True)
-    fleet.start()
+    try:
+        fleet.start()
+    except BaseException:
+        fleet.stop()
+        raise
     return endpoints, fleet
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.lifecycle:
+        return _cmd_lifecycle(args)
     from services.cli.demo import run_demo
     from shared.config import get_settings
 
-    endpoints, fleet = _start_pipeline()
+    endpoints, fleet = start_pipeline()
     try:
         result = asyncio.run(run_demo(
-            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri,  # type: ignore[attr-defined]
+            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri,
             get_settings().mongodb_database, progress=not args.json, seed=args.seed,
         ))
     finally:
-        fleet.stop()  # type: ignore[attr-defined]
+        fleet.stop()
     if not args.json:
         for example in result.examples:
             print(f"  {example['case_id']} → {example['unit']:<9} {example['category']:<16} "
@@ -51,6 +65,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"latency p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
     print(json.dumps(result.summary(), ensure_ascii=False))
     return 0 if result.lost == 0 else 1
+
+
+def _cmd_lifecycle(args: argparse.Namespace) -> int:
+    import uuid
+
+    from services.cli.lifecycle import desk_tokens, run_lifecycle
+    from services.cli.processes import PIPELINE, WITH_DESK_API
+
+    tokens = desk_tokens()
+    database = f"grievance_triage_lifecycle_{uuid.uuid4().hex[:6]}"
+    endpoints, fleet = start_pipeline(
+        {"MONGODB_DATABASE": database, "SIMULATED_CLOCK": "true", "TIMER_SCAN_SECONDS": "0.5",
+         "DESK_TOKENS": json.dumps(tokens)},
+        {**PIPELINE, **WITH_DESK_API},
+    )
+    try:
+        result = asyncio.run(run_lifecycle(
+            endpoints.kafka_bootstrap, endpoints.mongodb_uri, database,
+            f"http://127.0.0.1:{fleet['desk_api'].port}", tokens, cases=min(args.cases, 60),
+        ))
+    finally:
+        fleet.stop()
+    if not args.json:
+        for key, value in result.items():
+            print(f"  {key:<17} {value}")
+    print(json.dumps(result))
+    return 0 if result["lost"] == 0 else 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -104,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--json", action="store_true", help="print only the summary line")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--lifecycle", action="store_true",
+                   help="a scripted day at the desks with a simulated clock (up to 60 cases)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("classify", help="classify JSON lines {id, text, channel} offline")

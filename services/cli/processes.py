@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The pipeline in event order, with the port each serves /health and /metrics on.
 PIPELINE: dict[str, int] = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
+WITH_DESK_API: dict[str, int] = {"desk_api": 8180}
 
 
 @dataclass
@@ -25,12 +26,18 @@ class ServiceProcess:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
+    @property
+    def command(self) -> list[str]:
+        # The desk API is plain ASGI; the pipeline services are FastStream apps.
+        runner = ["uvicorn"] if self.name == "desk_api" else ["faststream", "run"]
+        return [sys.executable, "-m", *runner, f"services.{self.name}.main:app",
+                "--host", "127.0.0.1", "--port", str(self.port)]
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "faststream", "run", f"services.{self.name}.main:app",
-             "--host", "127.0.0.1", "--port", str(self.port)],
+            self.command,
             cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
