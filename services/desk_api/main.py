@@ -1,0 +1,177 @@
+"""Desk API deployment: `uvicorn services.desk_api.main:app`.
+
+Wires the routes to the real case store (MongoDB or FerretDB, through CaseStore) and to Kafka (a
+FastStream KafkaBroker used only to publish). Kafka being down does not stop the desks from reading:
+the broker is connected at start-up if it can be, and again on the next action if it could not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from faststream.kafka import KafkaBroker
+from prometheus_client import make_asgi_app
+from pymongo import ASCENDING
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from services.desk_api.auth import DeskSettings, TokenAuthority
+from services.desk_api.handlers import DeskStore, Publish, PublishFailed, StoreUnavailable, build_app
+from services.desk_api.models import SUMMARY_FIELDS, Document
+from shared import topics
+from shared.config import Settings, get_settings
+from shared.events import DeskAction
+from shared.logging import configure_logging
+from shared.metrics import REGISTRY
+from shared.store import CaseStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError)
+
+
+class MongoDeskStore:
+    """The desk's reads over CaseStore, with outages turned into StoreUnavailable (a 503, not a 500)."""
+
+    def __init__(self, store: CaseStore) -> None:
+        self.store = store
+
+    async def _guard(self, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await operation()
+        except _OUTAGES as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    async def ping(self) -> bool:
+        return await self.store.ping()
+
+    async def find_cases(self, query: Mapping[str, Any], limit: int) -> list[Document]:
+        projection = dict.fromkeys(SUMMARY_FIELDS, 1)  # the complainant is never read for a queue
+        return await self._guard(
+            lambda: self.store.cases.find(dict(query), projection).sort("received_at", ASCENDING)
+            .limit(limit).to_list(None)
+        )
+
+    async def get_case(self, case_id: str) -> Document | None:
+        return await self._guard(lambda: self.store.get_case(case_id))
+
+    async def timeline_of(self, case_id: str) -> list[Document]:
+        return await self._guard(lambda: self.store.timeline_of(case_id))
+
+    async def get_action(self, action_id: str) -> Document | None:
+        return await self._guard(lambda: self.store.actions.find_one({"_id": action_id}))
+
+
+class KafkaPublisher:
+    """Publishes desk actions keyed by case id, so one case's actions stay in order on one partition."""
+
+    def __init__(self, bootstrap_servers: str, timeout: float) -> None:
+        self.broker = KafkaBroker(
+            bootstrap_servers,
+            client_id="triage-desk-api",
+            acks="all",  # an accepted action survives a broker restart
+            enable_idempotence=True,
+        )
+        self.timeout = timeout
+        self._connected = False
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> bool:
+        async with self._lock:
+            if not self._connected:
+                try:
+                    await asyncio.wait_for(self.broker.connect(), self.timeout)
+                except Exception as exc:
+                    log.warning("Kafka not reachable yet: %s", type(exc).__name__)
+                    await self._reset()
+                    return False
+                self._connected = True
+        return True
+
+    async def _reset(self) -> None:
+        try:
+            await self.broker.stop()
+        except Exception as exc:  # a half-open producer may fail to close; the next connect starts afresh
+            log.debug("closing the Kafka producer failed: %s", type(exc).__name__)
+
+    async def __call__(self, event: DeskAction) -> None:
+        if not await self.connect():
+            raise PublishFailed("broker not connected")
+        try:
+            await asyncio.wait_for(
+                self.broker.publish(event, topics.DESK_ACTIONS, key=event.case_id.encode(),
+                                    headers={"event-type": event.event_type}),
+                self.timeout,
+            )
+        except Exception as exc:
+            raise PublishFailed(type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._connected:
+                await self._reset()
+                self._connected = False
+
+
+class _Metrics:
+    """prometheus_client's app as a Starlette endpoint (a plain function would be taken for a handler)."""
+
+    def __init__(self) -> None:
+        self.app = make_asgi_app(registry=REGISTRY)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    desk_settings: DeskSettings | None = None,
+    *,
+    store: DeskStore | None = None,
+    publish: Publish | None = None,
+) -> Starlette:
+    """The app; tests pass `store` and `publish` fakes, a deployment lets it build the real ones."""
+    settings = settings or get_settings()
+    desk_settings = desk_settings or DeskSettings()
+    authority = TokenAuthority(desk_settings.desk_tokens)
+    case_store: CaseStore | None = None
+    kafka: KafkaPublisher | None = None
+    if store is None:
+        case_store = CaseStore.from_settings(settings)
+        store = MongoDeskStore(case_store)
+    if publish is None:
+        kafka = KafkaPublisher(settings.kafka_bootstrap_servers, desk_settings.desk_publish_timeout_seconds)
+        publish = kafka
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if case_store is not None:  # a deployment, not a test: it owns the process's logging
+            configure_logging("desk-api", settings.log_level)
+        if authority.empty:
+            log.warning("no desk tokens configured (DESK_TOKENS): every desk request will be refused")
+        if kafka is not None:
+            await kafka.connect()
+        try:
+            yield
+        finally:
+            if kafka is not None:
+                await kafka.close()
+            if case_store is not None:
+                await case_store.close()
+
+    return build_app(
+        store, publish, authority,
+        scan_limit=desk_settings.desk_queue_scan_limit,
+        max_body_bytes=desk_settings.desk_max_body_bytes,
+        extra_routes=[Route("/metrics", _Metrics(), methods=["GET"])],
+        lifespan=lifespan,
+    )
+
+app = create_app()

@@ -1,0 +1,135 @@
+"""docker-compose.yml cannot run here (no Docker), so it is kept in step with the code by parsing it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.cli.infra import LocalKafka
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus.yml"
+
+# Broker settings that differ between a container and a local process by nature.
+MACHINE_SPECIFIC = {
+    "controller.quorum.voters",
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "log.dirs",
+}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def service_packages() -> list[str]:
+    """Packages under services/ whose main.py defines a module-level `app` (the CLI's main.py does not)."""
+    found = []
+    for main in sorted((REPO_ROOT / "services").glob("*/main.py")):
+        if re.search(r"^app\s*(:[^=\n]*)?=", main.read_text(encoding="utf-8"), re.MULTILINE):
+            found.append(main.parent.name)
+    return found
+
+
+COMPOSE = _load(COMPOSE_FILE)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+BUILT = {name: spec for name, spec in SERVICES.items() if "build" in spec}
+
+
+def _command(spec: dict[str, Any]) -> str:
+    command = spec.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def _port(spec: dict[str, Any]) -> int:
+    match = re.search(r"--port[ =](\d+)", _command(spec))
+    assert match, f"no --port in {_command(spec)!r}"
+    return int(match.group(1))
+
+
+def test_the_pipeline_services_are_discovered() -> None:
+    assert {"intake", "classification", "routing", "followup"} <= set(service_packages())
+
+
+@pytest.mark.parametrize("package", service_packages())
+def test_compose_runs_every_service_package(package: str) -> None:
+    name = package.replace("_", "-")
+    assert name in SERVICES, f"docker-compose.yml has no service {name!r} for services/{package}"
+    assert f"services.{package}.main:app" in _command(SERVICES[name])
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_every_built_service_runs_a_module_that_exists(name: str) -> None:
+    match = re.search(r"services\.(\w+)\.main:app", _command(BUILT[name]))
+    assert match, f"{name} runs no services.<package>.main:app"
+    module = REPO_ROOT / "services" / match.group(1) / "main.py"
+    assert module.is_file(), f"docker-compose.yml service {name} runs {match.group(0)}, but {module} is missing"
+
+
+def test_faststream_apps_are_served_by_faststream_run() -> None:
+    for package in service_packages():
+        spec = SERVICES.get(package.replace("_", "-"), {})
+        command = spec.get("command", [])
+        if "faststream" in _command(spec):
+            assert command[:2] == ["faststream", "run"]
+            assert "--host" in command and "0.0.0.0" in command
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_services_are_built_from_the_shared_dockerfile_and_reach_kafka_and_mongo(name: str) -> None:
+    spec = BUILT[name]
+    assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (REPO_ROOT / spec["build"].get("context", ".") / "deploy" / "Dockerfile").is_file()
+    assert spec["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert spec["environment"]["MONGODB_URI"] == "mongodb://mongo:27017"
+    assert spec["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert spec["depends_on"]["mongo"]["condition"] == "service_healthy"
+    assert str(_port(spec)) in " ".join(spec["healthcheck"]["test"])
+
+
+def test_the_dockerfile_is_python_3_11_slim() -> None:
+    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
+
+
+def test_images_are_the_official_ones() -> None:
+    assert "bitnami" not in COMPOSE_FILE.read_text(encoding="utf-8").lower()
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:3.9")
+    assert SERVICES["mongo"]["image"].startswith("mongo:8")
+    assert SERVICES["prometheus"]["image"].startswith("prom/prometheus")
+    assert SERVICES["grafana"]["image"].startswith("grafana/grafana")
+    assert "healthcheck" in SERVICES["kafka"]
+    assert "healthcheck" in SERVICES["mongo"]
+
+
+def test_the_kafka_container_is_configured_like_the_local_broker() -> None:
+    environment = SERVICES["kafka"]["environment"]
+    local = LocalKafka("/nonexistent-state", 9092, cache_dir="/nonexistent-cache").broker_properties()
+    for key, value in local.items():
+        if key in MACHINE_SPECIFIC:
+            continue
+        env_key = "KAFKA_" + key.upper().replace(".", "_")
+        assert env_key in environment, f"docker-compose.yml does not set {env_key} ({key}={value} locally)"
+        assert str(environment[env_key]).lower() == value.lower(), key
+
+
+def test_prometheus_scrapes_every_service() -> None:
+    targets = {
+        target
+        for job in _load(PROMETHEUS_FILE)["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    missing = {f"{name}:{_port(spec)}" for name, spec in BUILT.items()} - targets
+    assert not missing, f"deploy/prometheus.yml does not scrape {sorted(missing)}"
+    mounted = " ".join(SERVICES["prometheus"]["volumes"])
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml" in mounted
