@@ -43,3 +43,7 @@ CALENDAR_UNKNOWN_YEAR = Counter(
     registry=REGISTRY,
 )
 REPEATS_MERGED = Counter("triage_repeats_merged", "Repeat reports merged into an open case", registry=REGISTRY)
+DESK_API_REQUESTS = Counter(
+    "triage_desk_api_requests", "Desk API requests by the token's unit, route template and status",
+    ["unit", "route", "status"], registry=REGISTRY,
+)

@@ -15,7 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -29,15 +28,10 @@ from services.desk_api.auth import TokenAuthority
 from services.desk_api.models import Document, Problem
 from shared.domain.triage import Unit
 from shared.events import Channel, DeskAction
-from shared.metrics import REGISTRY
+from shared.metrics import DESK_API_REQUESTS
 
 log = logging.getLogger(__name__)
 
-# To move into shared/metrics.py; labels are codes and route templates, never ids or personal data.
-DESK_API_REQUESTS = Counter(
-    "triage_desk_api_requests", "Desk API requests by the token's unit, route template and status",
-    ["unit", "route", "status"], registry=REGISTRY,
-)
 
 
 class StoreUnavailable(Exception):
