@@ -18,8 +18,22 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.config import Settings
 from shared.domain.case import CaseStatus
+from shared.domain.triage import Assessment
 
 Document = dict[str, Any]
+
+
+def assessment_document(assessment: Assessment) -> Document:
+    """An assessment as stored: FerretDB cannot keep nested arrays, so scores become objects."""
+    doc = assessment.model_dump(mode="json")
+    doc["top_categories"] = [{"category": c, "probability": p} for c, p in doc["top_categories"]]
+    return doc
+
+
+def assessment_from_document(doc: Mapping[str, Any]) -> Assessment:
+    data = dict(doc)
+    data["top_categories"] = [(s["category"], s["probability"]) for s in data.get("top_categories", [])]
+    return Assessment.model_validate(data)
 
 
 class CaseStore:

@@ -10,7 +10,7 @@ from shared.domain.classification import Classifier
 from shared.events import CaseClassified, CaseClassifiedPayload, CaseReceived
 from shared.handling import parse_event
 from shared.metrics import CASES_CLASSIFIED
-from shared.store import CaseStore
+from shared.store import CaseStore, assessment_document
 
 Emit = Callable[[CaseClassified], Awaitable[None]]
 
@@ -23,7 +23,7 @@ async def classify(
     assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=p.repeat_count)
     case_id = received.case_id
     changed = await store.advance(case_id, {CaseStatus.RECEIVED}, CaseStatus.CLASSIFIED, {
-        "assessment": assessment.model_dump(mode="json"),
+        "assessment": assessment_document(assessment),
         "category": assessment.category.value,
         "urgency": assessment.urgency.value,
         "risk_flags": [f.value for f in assessment.risk_flags],

@@ -23,7 +23,7 @@ from shared.domain.case import (
 )
 from shared.domain.deadlines import Calendar, Deadline, default_calendar, extend, local_date
 from shared.domain.followup import TimerKind, deadlines_on_acceptance, deadlines_on_routing, timers_for
-from shared.domain.triage import Assessment, Category, RoutingDecision, Unit, Urgency
+from shared.domain.triage import Category, RoutingDecision, Unit, Urgency
 from shared.events import (
     AlertKind,
     CaseAlert,
@@ -38,7 +38,7 @@ from shared.events import (
 )
 from shared.handling import parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS, TIMERS_FIRED
-from shared.store import CaseStore, Document
+from shared.store import CaseStore, Document, assessment_from_document
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,22 @@ async def meet_deadlines(deps: FollowUp, case_id: str, rules: list[str], now: da
 async def on_routed(body: bytes, deps: FollowUp, now: datetime) -> None:
     routed = parse_event(body, CaseRouted, max_bytes=deps.max_bytes)
     p = routed.payload
-    deadlines = deadlines_on_routing(p.unit, p.category, routed.source_channel.value, local_date(now), deps.cal)
+    on = local_date(routed.occurred_at)
+    deadlines = deadlines_on_routing(p.unit, p.category, routed.source_channel.value, on, deps.cal)
     await open_deadlines(deps, routed.case_id, deadlines, now)
+
+
+async def ensure_routing_deadlines(deps: FollowUp, case: Document, now: datetime) -> Document:
+    """A desk may act before the routed event reaches the follow-up (they travel on different topics):
+    open the routing deadlines first, so the action meets them rather than racing them."""
+    if not case.get("unit") or not case.get("routed_at"):
+        return case
+    deadlines = deadlines_on_routing(Unit(case["unit"]), Category(case.get("category", "other")), case["channel"],
+                                     local_date(case["routed_at"]), deps.cal)
+    if all(_key(d.rule) in (case.get("deadlines") or {}) for d in deadlines):
+        return case
+    await open_deadlines(deps, case["_id"], deadlines, now)
+    return await deps.store.get_case(case["_id"]) or case
 
 
 # --- desk actions -------------------------------------------------------------------------------------
@@ -138,6 +152,7 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
         decided = await deps.store.record_action(event.event_id, {**base, "outcome": "rejected",
                                                                   "reason": "no such case"})
     else:
+        case = await ensure_routing_deadlines(deps, case, now)
         view = CaseView(status=case["status"], unit=case.get("unit"),
                         extension_used=bool(case.get("extension_used")))
         try:
@@ -221,7 +236,7 @@ async def _after(event: DeskAction, case: Document, t: Transition, deps: FollowU
         case Action.HAND_BACK:
             # The citizen's 12345 clock keeps running across re-routing; the unit's own limits do not.
             await meet_deadlines(deps, case_id, [r for r in _open_rules(case) if not r.startswith("hotline.")], now)
-            assessment = Assessment.model_validate(case["assessment"])
+            assessment = assessment_from_document(case["assessment"])
             await deps.reroute(event.follow_up(CaseClassified, CaseClassifiedPayload(
                 assessment=assessment,
                 routing_attempt=int(case.get("routing_attempt", 0)) + 1,

@@ -46,18 +46,23 @@ def database_name() -> str:
     return f"triage_e2e_{uuid.uuid4().hex[:8]}"
 
 
+SERVICES = ("intake", "classification", "routing", "followup", "desk_api")
+DESK_TOKENS = {f"e2e-token-{unit}": unit for unit in ("police", "mediation", "visitor", "legal", "command")}
+
+
 @pytest.fixture(scope="session")
 def service_ports() -> dict[str, int]:
     ports: list[int] = []
-    for _ in range(4):
+    for _ in SERVICES:
         ports.append(infra.free_port(exclude=ports))
-    return dict(zip(("intake", "classification", "routing", "followup"), ports, strict=True))
+    return dict(zip(SERVICES, ports, strict=True))
 
 
 @pytest.fixture(scope="session")
 def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[str, int]) -> Iterator[Fleet]:
     env = service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, MONGODB_DATABASE=database_name,
-                      CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1")
+                      CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
+                      SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS))
     services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)
     services.start(timeout=120)
     yield services
@@ -77,6 +82,15 @@ async def db(endpoints: infra.Endpoints, database_name: str) -> AsyncIterator[As
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(endpoints.mongodb_uri, tz_aware=True)
     yield client[database_name]
     await client.close()
+
+
+@pytest.fixture(scope="session")
+def desk_url(fleet: Fleet) -> str:
+    return f"http://127.0.0.1:{fleet['desk_api'].port}"
+
+
+def token(unit: str) -> str:
+    return next(t for t, u in DESK_TOKENS.items() if u == unit)
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 60.0, what: str = "") -> T:

@@ -121,7 +121,8 @@ async def test_bad_input_is_dead_lettered_and_the_consumer_carries_on(
     assert letter["service"] == "intake"
     assert letter["detail"], "the dead letter says what is wrong"
 
-    after = channel_event("隔壁装修电钻声从早上七点响到晚上十点")
+    # A different matter each time: the same text again would rightly join the first case as a repeat.
+    after = channel_event(f"隔壁装修电钻声从早上七点响到晚上十点，这是{reason}之后的第二件事")
     await publish(producer, after)
     await routed_case(db, case_id_for("12345", after["event_id"]))
 
