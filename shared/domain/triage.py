@@ -94,6 +94,8 @@ class Assessment(BaseModel):
     top_categories: list[tuple[Category, float]] = Field(default_factory=list)
     reasons: list[Reason] = Field(default_factory=list)
     needs_review: bool = False
+    # named rule signals that fired (e.g. "violence_now", "consultation"); routing overrides may need them
+    signals: list[str] = Field(default_factory=list)
 
 
 class RoutingDecision(BaseModel):
