@@ -1,14 +1,19 @@
 """The case store on MongoDB (or FerretDB), through PyMongo's native AsyncMongoClient.
 
 Every write is idempotent: documents have ids derived from the event that causes them, creations are
-upserts with `$setOnInsert`, and status changes are conditional on the status they start from, so a
-redelivered event changes nothing. Only operations FerretDB's SQLite backend supports are used
-(no transactions, TTL indexes, change streams, `$lookup` or `$facet`).
+upserts with `$setOnInsert`, status changes are conditional on the status they start from, and timeline
+entries are pushed only if their id is not there yet, so a redelivered event changes nothing.
+
+Every lookup on a hot path is by `_id`: FerretDB's SQLite backend answers those from its primary key but
+scans the whole collection for any other filter (indexes are created for MongoDB's sake). So the store
+keeps its own small key documents where it must find things by something else: a complainant's open
+cases, the timers due on a day. Only operations FerretDB supports are used (no transactions, TTL
+indexes, change streams, `$lookup` or `$facet`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +26,7 @@ from shared.domain.case import CaseStatus
 from shared.domain.triage import Assessment
 
 Document = dict[str, Any]
+MAX_KEYED_CASES = 50  # how many recent cases a repeat key remembers
 
 
 def assessment_document(assessment: Assessment) -> Document:
@@ -36,16 +42,27 @@ def assessment_from_document(doc: Mapping[str, Any]) -> Assessment:
     return Assessment.model_validate(data)
 
 
+def timeline_entry(entry_id: str, at: datetime, kind: str, **detail: Any) -> Document:
+    return {"id": entry_id, "at": at, "kind": kind, "detail": detail}
+
+
+def timer_id(case_id: str, rule: str, due: str, kind: str) -> str:
+    """A timer's id names its deadline's due date, so an extension makes new timers, not changed ones."""
+    return f"{case_id}:{rule}:{due}:{kind}"
+
+
 class CaseStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         self.client = client
         self.db: AsyncDatabase[Document] = client[database]
         self.cases: AsyncCollection[Document] = self.db["cases"]
         self.receipts: AsyncCollection[Document] = self.db["receipts"]
-        self.timeline: AsyncCollection[Document] = self.db["timeline"]
+        self.repeat_keys: AsyncCollection[Document] = self.db["repeat_keys"]
         self.routings: AsyncCollection[Document] = self.db["routings"]
         self.dead_letters: AsyncCollection[Document] = self.db["dead_letters"]
         self.timers: AsyncCollection[Document] = self.db["timers"]
+        self.timer_days: AsyncCollection[Document] = self.db["timer_days"]
+        self.control: AsyncCollection[Document] = self.db["control"]
         self.actions: AsyncCollection[Document] = self.db["desk_actions"]
 
     @classmethod
@@ -60,12 +77,8 @@ class CaseStore:
         return cls(client, settings.mongodb_database)
 
     async def ensure_indexes(self) -> None:
-        await self.cases.create_index([("status", ASCENDING)])
+        # Used by MongoDB for the desks' queues; FerretDB's SQLite backend scans instead.
         await self.cases.create_index([("unit", ASCENDING), ("status", ASCENDING)])
-        await self.cases.create_index([("complainant_key", ASCENDING)])
-        await self.timeline.create_index([("case_id", ASCENDING), ("at", ASCENDING)])
-        await self.routings.create_index([("case_id", ASCENDING)])
-        await self.timers.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
 
     async def ping(self) -> bool:
         try:
@@ -91,10 +104,28 @@ class CaseStore:
         assert doc is not None  # an upsert always returns the document
         return str(doc["case_id"]), doc["at"] == at
 
-    async def open_case(self, case: Mapping[str, Any]) -> None:
-        await self.cases.update_one({"_id": case["_id"]}, {"$setOnInsert": dict(case)}, upsert=True)
+    async def open_case(self, case: Mapping[str, Any], entry: Document) -> None:
+        await self.cases.update_one(
+            {"_id": case["_id"]},
+            {"$setOnInsert": {**case, "timeline": [entry], "timeline_ids": [entry["id"]]}},
+            upsert=True,
+        )
 
-    # --- status changes -----------------------------------------------------------------------------
+    async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        """The recent cases filed under each repeat key, oldest first."""
+        return {key: list((await self.repeat_keys.find_one({"_id": key}) or {}).get("cases", [])) for key in keys}
+
+    async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None:
+        """File a case under its repeat keys; a key remembers only its most recent cases, so a flood of
+        reports from one number cannot make every lookup slower."""
+        for key, cases in filed.items():
+            if len(cases) < MAX_KEYED_CASES:
+                await self.repeat_keys.update_one({"_id": key}, {"$addToSet": {"cases": case_id}}, upsert=True)
+            elif case_id not in cases:
+                recent = [*cases[-(MAX_KEYED_CASES - 1):], case_id]
+                await self.repeat_keys.update_one({"_id": key}, {"$set": {"cases": recent}}, upsert=True)
+
+    # --- status changes and the timeline ------------------------------------------------------------
 
     async def advance(
         self,
@@ -103,27 +134,33 @@ class CaseStore:
         to_status: CaseStatus,
         fields: Mapping[str, Any],
         *,
+        entry: Document | None = None,
         guard: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Move a case to `to_status` if it is in one of `from_statuses`; False if it was not."""
-        query: Document = {"_id": case_id, "status": {"$in": [s.value for s in from_statuses]}}
-        query.update(guard or {})
-        result = await self.cases.update_one(query, {"$set": {**fields, "status": to_status.value}})
+        """Move a case to `to_status` if it is in one of `from_statuses`, writing the timeline entry in the
+        same update; False if the case was not in such a status."""
+        query: Document = {"_id": case_id, "status": {"$in": [s.value for s in from_statuses]}, **(guard or {})}
+        update: Document = {"$set": {**fields, "status": to_status.value}}
+        if entry is not None:
+            query["timeline_ids"] = {"$ne": entry["id"]}
+            update["$push"] = {"timeline": entry, "timeline_ids": entry["id"]}
+        result = await self.cases.update_one(query, update)
         return result.modified_count == 1
 
     async def get_case(self, case_id: str) -> Document | None:
         return await self.cases.find_one({"_id": case_id})
 
-    async def record(self, case_id: str, entry_id: str, at: datetime, kind: str, **detail: Any) -> None:
-        """Add an entry to the case's timeline, once."""
-        await self.timeline.update_one(
-            {"_id": f"{case_id}:{entry_id}"},
-            {"$setOnInsert": {"case_id": case_id, "at": at, "kind": kind, "detail": detail}},
-            upsert=True,
-        )
+    async def record(self, case_id: str, entry_id: str, at: datetime, kind: str, **detail: Any) -> bool:
+        """Add an entry to the case's timeline, once; False if it was there already."""
+        return await self.update_recording(case_id, timeline_entry(entry_id, at, kind, **detail), {})
 
-    async def timeline_of(self, case_id: str) -> list[Document]:
-        return await self.timeline.find({"case_id": case_id}).sort("at", ASCENDING).to_list(None)
+    async def update_recording(self, case_id: str, entry: Document, update: Mapping[str, Any]) -> bool:
+        """Apply `update` and add the timeline entry together, once per entry id."""
+        result = await self.cases.update_one(
+            {"_id": case_id, "timeline_ids": {"$ne": entry["id"]}},
+            {**update, "$push": {"timeline": entry, "timeline_ids": entry["id"]}},
+        )
+        return result.modified_count == 1
 
     # --- routing ------------------------------------------------------------------------------------
 
@@ -136,6 +173,9 @@ class CaseStore:
         )
         return result.upserted_id is not None
 
+    async def get_routing(self, case_id: str, attempt: int) -> Document | None:
+        return await self.routings.find_one({"_id": f"{case_id}:{attempt}"})
+
     # --- deadlines and timers -----------------------------------------------------------------------
 
     async def open_deadline(self, case_id: str, deadline: Mapping[str, Any]) -> bool:
@@ -147,42 +187,61 @@ class CaseStore:
         return result.modified_count == 1
 
     async def schedule_timer(self, case_id: str, rule: str, due: str, kind: str, due_at: datetime) -> None:
-        """A durable timer, once: its id names the deadline's due date, so an extension makes new ones."""
+        """A durable timer, once, filed under the day it falls due so the scanner finds it by key."""
+        tid = timer_id(case_id, rule, due, kind)
+        day = due_at.date().isoformat()
         await self.timers.update_one(
-            {"_id": f"{case_id}:{rule}:{due}:{kind}"},
+            {"_id": tid},
             {"$setOnInsert": {"case_id": case_id, "rule": rule, "due": due, "kind": kind, "due_at": due_at,
-                              "state": "pending"}},
+                              "day": day, "state": "pending"}},
             upsert=True,
         )
+        await self.timer_days.update_one({"_id": day}, {"$addToSet": {"timers": tid}}, upsert=True)
+        await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": day}}, upsert=True)
 
-    async def cancel_timers(self, case_id: str, rules: list[str] | None = None) -> None:
-        query: Document = {"case_id": case_id, "state": "pending"}
-        if rules is not None:
-            query["rule"] = {"$in": rules}
-        await self.timers.update_many(query, {"$set": {"state": "cancelled"}})
+    async def cancel_timer(self, tid: str) -> None:
+        await self.timers.update_one({"_id": tid, "state": "pending"}, {"$set": {"state": "cancelled"}})
 
-    async def claim_due_timer(
-        self, due_by: datetime, now: datetime, owner: str, lease_until: datetime
-    ) -> Document | None:
-        """Atomically take one due timer (or one whose holder's lease ran out): no two instances get the same."""
+    async def timer_cursor(self) -> str | None:
+        """The earliest day that may still hold unfinished timers."""
+        doc = await self.control.find_one({"_id": "timer_cursor"})
+        return str(doc["day"]) if doc else None
+
+    async def move_timer_cursor(self, from_day: str, to_day: str) -> None:
+        await self.control.update_one({"_id": "timer_cursor", "day": from_day}, {"$set": {"day": to_day}})
+
+    async def timers_on(self, day: str) -> tuple[list[str], set[str]]:
+        """The timers filed under a day, and those of them already finished."""
+        doc = await self.timer_days.find_one({"_id": day}) or {}
+        return list(doc.get("timers", [])), set(doc.get("done", []))
+
+    async def claim_timer(self, tid: str, due_by: datetime, now: datetime, owner: str,
+                          lease_until: datetime) -> Document | None:
+        """Atomically take a due timer (or one whose holder's lease ran out): no two instances get it."""
         return await self.timers.find_one_and_update(
-            {"$or": [{"state": "pending", "due_at": {"$lte": due_by}},
-                     {"state": "firing", "lease_until": {"$lte": now}}]},
+            {"_id": tid, "$or": [{"state": "pending", "due_at": {"$lte": due_by}},
+                                 {"state": "firing", "lease_until": {"$lte": now}}]},
             {"$set": {"state": "firing", "owner": owner, "lease_until": lease_until}},
-            sort=[("due_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
 
-    async def finish_timer(self, timer_id: str, outcome: str, at: datetime) -> None:
-        await self.timers.update_one({"_id": timer_id, "state": "firing"},
+    async def get_timer(self, tid: str) -> Document | None:
+        return await self.timers.find_one({"_id": tid})
+
+    async def finish_timer(self, timer: Mapping[str, Any], outcome: str, at: datetime) -> None:
+        await self.timers.update_one({"_id": timer["_id"], "state": "firing"},
                                      {"$set": {"state": outcome, "fired_at": at}})
+        await self.mark_timer_done(timer["day"], timer["_id"])
+
+    async def mark_timer_done(self, day: str, tid: str) -> None:
+        await self.timer_days.update_one({"_id": day}, {"$addToSet": {"done": tid}})
 
     async def clock_offset(self) -> float:
-        doc = await self.db["control"].find_one({"_id": "clock"})
+        doc = await self.control.find_one({"_id": "clock"})
         return float(doc["offset_seconds"]) if doc else 0.0
 
     async def set_clock_offset(self, seconds: float) -> None:
-        await self.db["control"].update_one({"_id": "clock"}, {"$set": {"offset_seconds": seconds}}, upsert=True)
+        await self.control.update_one({"_id": "clock"}, {"$set": {"offset_seconds": seconds}}, upsert=True)
 
     # --- desk actions -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from shared.domain.classification import Classifier
 from shared.events import CaseClassified, CaseClassifiedPayload, CaseReceived
 from shared.handling import parse_event
 from shared.metrics import CASES_CLASSIFIED
-from shared.store import CaseStore, assessment_document
+from shared.store import CaseStore, assessment_document, timeline_entry
 
 Emit = Callable[[CaseClassified], Awaitable[None]]
 
@@ -22,6 +22,8 @@ async def classify(
     p = received.payload
     assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=p.repeat_count)
     case_id = received.case_id
+    entry = timeline_entry(f"classified:{received.event_id}", now, "classified", category=assessment.category.value,
+                           urgency=assessment.urgency.value, confidence=round(assessment.confidence, 3))
     changed = await store.advance(case_id, {CaseStatus.RECEIVED}, CaseStatus.CLASSIFIED, {
         "assessment": assessment_document(assessment),
         "category": assessment.category.value,
@@ -29,10 +31,7 @@ async def classify(
         "risk_flags": [f.value for f in assessment.risk_flags],
         "needs_review": assessment.needs_review,
         "classified_at": now,
-    })
-    await store.record(case_id, f"classified:{received.event_id}", now, "classified",
-                       category=assessment.category.value, urgency=assessment.urgency.value,
-                       confidence=round(assessment.confidence, 3))
+    }, entry=entry)
     event = received.follow_up(CaseClassified, CaseClassifiedPayload(assessment=assessment), "classified")
     await emit(event)
     if changed:

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from shared import topics
-from shared.events import ChannelEvent, Complainant
+from shared.events import CaseRouted, ChannelEvent, Complainant, case_id_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS_DIR = REPO_ROOT / "data" / "corpus"
@@ -55,7 +56,7 @@ def make_events(n: int, samples: list[Sample], run_id: str, rng: random.Random) 
         complainant = None
         if rng.random() < 0.7:
             complainant = Complainant(
-                name=f"{rng.choice(_SURNAMES)}{rng.choice('先生女士')}",
+                name=f"{rng.choice(_SURNAMES)}{rng.choice(['先生', '女士'])}",
                 phone=f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
             )
         events.append(ChannelEvent(
@@ -78,11 +79,10 @@ class DemoResult:
     p50_ms: float
     p99_ms: float
     wall_s: float
-    merged: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"published": self.published, "routed": self.routed, "merged": self.merged, "by_unit": self.by_unit,
+        return {"published": self.published, "routed": self.routed, "by_unit": self.by_unit,
                 "dead_lettered": self.dead_lettered, "lost": self.lost,
                 "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "wall_s": self.wall_s}
 
@@ -94,86 +94,95 @@ def percentile(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
-async def publish_events(kafka: str, events: list[ChannelEvent]) -> dict[str, float]:
-    """Publish and return when each case's first event went out (monotonic-free: wall clock, ms)."""
+async def publish_events(kafka: str, events: list[ChannelEvent], rate: float | None = None) -> dict[str, float]:
+    """Publish (at `rate` per second, or as fast as the broker takes them) and return when each case's
+    event went out, wall-clock milliseconds by case id."""
     sent_at: dict[str, float] = {}
     async with KafkaBroker(kafka, client_id="triage-demo", acks="all") as broker:
         await broker.start()
         pending = []
-        for event in events:
-            sent_at[f"{event.channel.value}:{event.event_id}"] = time.time() * 1000
+        started = time.monotonic()
+        for i, event in enumerate(events):
+            if rate:
+                await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+            sent_at[case_id_for(event.channel, event.event_id)] = time.time() * 1000
             pending.append(await broker.publish(event.model_dump(mode="json"), topics.CHANNEL_EVENTS,
                                                 key=event.event_id.encode(), no_confirm=True))
         await asyncio.gather(*pending)  # every record acknowledged by the broker
     return sent_at
 
 
-async def wait_routed(
-    mongodb: str, database: str, sent: dict[str, float], timeout: float, progress: bool, since: datetime,
-) -> tuple[dict[str, Delivery], int]:
-    """Wait until every published report reached a desk: its own case routed, or merged into a routed case."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
-    db = client[database]
-    delivered: dict[str, Delivery] = {}
-    deadline = time.monotonic() + timeout
-    last_report = 0.0
-    try:
-        while len(delivered) < len(sent) and time.monotonic() < deadline:
-            missing = [r for r in sent if r not in delivered]
-            for start in range(0, len(missing), 500):
-                receipts = {d["_id"]: d async for d in db.receipts.find({"_id": {"$in": missing[start:start + 500]}})}
-                case_of = {r: str(d["case_id"]) for r, d in receipts.items()}
-                routings = {d["case_id"]: d async for d in db.routings.find(
-                    {"case_id": {"$in": sorted(set(case_of.values()))}, "attempt": 0})}
-                for receipt, case_id in case_of.items():
-                    if case_id in routings:
-                        own = case_id == receipts[receipt].get("own_case_id", case_id)
-                        done = routings[case_id]["at"] if own else receipts[receipt]["at"]
-                        delivered[receipt] = Delivery(case_id, routings[case_id], max(done, receipts[receipt]["at"]),
-                                                      merged=not own)
+class RoutedWatcher:
+    """Reads the routed-case topic and notes when each awaited case came through (broker timestamps)."""
+
+    def __init__(self, kafka: str) -> None:
+        self.consumer = AIOKafkaConsumer(topics.CASE_ROUTED, bootstrap_servers=kafka, group_id=None,
+                                         auto_offset_reset="earliest")
+        self.routed: dict[str, tuple[float, CaseRouted]] = {}
+
+    async def __aenter__(self) -> RoutedWatcher:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def wait_for(self, awaited: set[str], timeout: float, progress: bool = False) -> None:
+        deadline = time.monotonic() + timeout
+        last_report = time.monotonic()
+        while not awaited <= self.routed.keys() and time.monotonic() < deadline:
+            batch = await self.consumer.getmany(timeout_ms=500, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    if record.key and record.key.decode() in awaited and record.value is not None:
+                        event = CaseRouted.model_validate_json(record.value)
+                        if event.payload.routing_attempt == 0:
+                            self.routed.setdefault(event.case_id, (float(record.timestamp), event))
             if progress and time.monotonic() - last_report > 2:
-                print(f"  routed {len(delivered)}/{len(sent)}", flush=True)
+                print(f"  routed {len(awaited & self.routed.keys())}/{len(awaited)}", flush=True)
                 last_report = time.monotonic()
-            if len(delivered) < len(sent):
-                await asyncio.sleep(0.25)
+
+
+async def count_in_store(mongodb: str, database: str, case_ids: list[str], since: datetime) -> tuple[int, int]:
+    """How many of the cases have their first routing in the store, and how many events were dead-lettered."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
+    try:
+        db = client[database]
+        stored = 0
+        for case_id in case_ids:  # by key: the store answers those without scanning
+            stored += await db.routings.find_one({"_id": f"{case_id}:0"}, {"_id": 1}) is not None
         dead = await db.dead_letters.count_documents({"at": {"$gte": since}})
     finally:
         await client.close()
-    return delivered, dead
-
-
-@dataclass(frozen=True)
-class Delivery:
-    case_id: str
-    routing: dict[str, Any]
-    at: datetime
-    merged: bool
+    return stored, dead
 
 
 async def run_demo(
-    cases: int, kafka: str, mongodb: str, database: str, *, timeout: float = 600, progress: bool = True,
-    seed: int | None = None,
+    cases: int, kafka: str, mongodb: str, database: str, *, timeout: float = 900, progress: bool = True,
+    seed: int | None = None, rate: float | None = None,
 ) -> DemoResult:
     rng = random.Random(seed)
-    run_id = uuid.uuid4().hex[:8]
-    events = make_events(cases, load_samples(), run_id, rng)
-    texts = {f"{e.channel.value}:{e.event_id}": e.text for e in events}
-    started = time.monotonic()
+    events = make_events(cases, load_samples(), uuid.uuid4().hex[:8], rng)
+    texts = {case_id_for(e.channel, e.event_id): e.text for e in events}
     since = datetime.now(UTC)
-    if progress:
-        print(f"publishing {cases} complaints to {topics.CHANNEL_EVENTS} ...", flush=True)
-    sent_at = await publish_events(kafka, events)
-    routed, dead = await wait_routed(mongodb, database, sent_at, timeout, progress, since)
-    wall = time.monotonic() - started
-    latencies = [d.at.timestamp() * 1000 - sent_at[r] for r, d in routed.items()]
-    by_unit = Counter(str(d.routing["unit"]) for d in routed.values())
+    async with RoutedWatcher(kafka) as watcher:
+        started = time.monotonic()
+        if progress:
+            print(f"publishing {cases} complaints to {topics.CHANNEL_EVENTS} ...", flush=True)
+        sent_at = await publish_events(kafka, events, rate)
+        await watcher.wait_for(set(sent_at), timeout, progress)
+        wall = time.monotonic() - started
+    seen = {cid: hit for cid, hit in watcher.routed.items() if cid in sent_at}
+    routed, dead = await count_in_store(mongodb, database, list(sent_at), since)
+    latencies = [at - sent_at[cid] for cid, (at, _) in seen.items()]
+    by_unit = Counter(event.payload.unit.value for _, event in seen.values())
     examples = [
-        {"case_id": d.case_id, "unit": d.routing["unit"], "category": d.routing.get("category"),
-         "urgency": d.routing["decision"]["urgency"], "text": texts[r][:40]}
-        for r, d in list(routed.items())[:8]
+        {"case_id": cid, "unit": e.payload.unit.value, "category": e.payload.category.value,
+         "urgency": e.payload.urgency.value, "text": texts[cid][:40]}
+        for cid, (_, e) in list(seen.items())[:8]
     ]
     return DemoResult(
-        published=cases, routed=len(routed), by_unit=dict(sorted(by_unit.items())), dead_lettered=dead,
-        lost=cases - len(routed), p50_ms=percentile(latencies, 0.50), p99_ms=percentile(latencies, 0.99),
-        wall_s=round(wall, 2), merged=sum(d.merged for d in routed.values()), examples=examples,
+        published=cases, routed=routed, by_unit=dict(sorted(by_unit.items())), dead_lettered=dead,
+        lost=cases - routed - dead, p50_ms=percentile(latencies, 0.50), p99_ms=percentile(latencies, 0.99),
+        wall_s=round(wall, 2), examples=examples,
     )

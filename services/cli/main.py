@@ -48,11 +48,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from services.cli.demo import run_demo
     from shared.config import get_settings
 
-    endpoints, fleet = start_pipeline()
+    # A store of its own for each demo run: earlier runs' open cases would otherwise (rightly) absorb
+    # this run's complaints as repeat reports.
+    database = f"{get_settings().mongodb_database}_demo"
+    endpoints, fleet = start_pipeline({"MONGODB_DATABASE": database})
     try:
+        asyncio.run(_drop_database(endpoints.mongodb_uri, database))
         result = asyncio.run(run_demo(
-            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri,
-            get_settings().mongodb_database, progress=not args.json, seed=args.seed,
+            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri, database,
+            progress=not args.json, seed=args.seed, rate=args.rate,
         ))
     finally:
         fleet.stop()
@@ -65,6 +69,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"latency p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
     print(json.dumps(result.summary(), ensure_ascii=False))
     return 0 if result.lost == 0 else 1
+
+
+async def _drop_database(uri: str, database: str) -> None:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()
 
 
 def _cmd_lifecycle(args: argparse.Namespace) -> int:
@@ -145,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--json", action="store_true", help="print only the summary line")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--rate", type=float, default=None, help="complaints per second (default: as fast as possible)")
     p.add_argument("--lifecycle", action="store_true",
                    help="a scripted day at the desks with a simulated clock (up to 60 cases)")
     p.set_defaults(func=_cmd_demo)

@@ -63,7 +63,8 @@ class MongoDeskStore:
         return await self._guard(lambda: self.store.get_case(case_id))
 
     async def timeline_of(self, case_id: str) -> list[Document]:
-        return await self._guard(lambda: self.store.timeline_of(case_id))
+        case = await self._guard(lambda: self.store.cases.find_one({"_id": case_id}, {"timeline": 1}))
+        return sorted((case or {}).get("timeline", []), key=lambda entry: entry["at"])
 
     async def get_action(self, action_id: str) -> Document | None:
         return await self._guard(lambda: self.store.actions.find_one({"_id": action_id}))

@@ -38,7 +38,7 @@ from shared.events import (
 )
 from shared.handling import parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS, TIMERS_FIRED
-from shared.store import CaseStore, Document, assessment_from_document
+from shared.store import CaseStore, Document, assessment_from_document, timeline_entry, timer_id
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ async def extend_visitor_deadline(deps: FollowUp, case: Document, days: int | No
     original = Deadline(current["rule"], date.fromisoformat(current["start"]), date.fromisoformat(current["due"]),
                         current["source"])
     longer = extend(original, days, deps.cal)
-    await deps.store.cancel_timers(case["_id"], [original.rule])
+    await cancel_timers(deps, case["_id"], original.rule, current["due"])
     await deps.store.cases.update_one({"_id": case["_id"]}, {"$set": {
         f"deadlines.{field}.due": longer.due.isoformat(), f"deadlines.{field}.extended_by": longer.rule,
     }})
@@ -103,14 +103,20 @@ async def extend_visitor_deadline(deps: FollowUp, case: Document, days: int | No
                             "deadline_extended", rule=original.rule, due=longer.due.isoformat(), source=longer.source)
 
 
-async def meet_deadlines(deps: FollowUp, case_id: str, rules: list[str], now: datetime) -> None:
+async def cancel_timers(deps: FollowUp, case_id: str, rule: str, due: str) -> None:
+    for kind in TimerKind:
+        await deps.store.cancel_timer(timer_id(case_id, rule, due, kind.value))
+
+
+async def meet_deadlines(deps: FollowUp, case: Document, rules: list[str], now: datetime) -> None:
     """The step a deadline asked for was done: stop its timers."""
     if not rules:
         return
     await deps.store.cases.update_one(
-        {"_id": case_id}, {"$set": {f"deadlines.{_key(r)}.met_at": now for r in rules}}
+        {"_id": case["_id"]}, {"$set": {f"deadlines.{_key(r)}.met_at": now for r in rules}}
     )
-    await deps.store.cancel_timers(case_id, rules)
+    for rule in rules:
+        await cancel_timers(deps, case["_id"], rule, case["deadlines"][_key(rule)]["due"])
 
 
 # --- routed cases -------------------------------------------------------------------------------------
@@ -158,7 +164,7 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
         try:
             transition = check_desk_action(view, unit=p.unit.value, action=p.action, reason=p.reason,
                                            satisfaction=p.satisfaction)
-            record = {**base, "outcome": "applied", "before": transition.before.value,
+            record = {**base, "outcome": "applying", "before": transition.before.value,
                       "after": transition.after.value}
         except TransitionRejected as rejected:
             transition, record = None, {**base, "outcome": "rejected", "reason": str(rejected)}
@@ -174,30 +180,32 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     assert case is not None
     # The decision stands as first recorded, even when this is a redelivery after the status moved on.
     transition = Transition(action=p.action, before=decided["before"], after=decided["after"])
-    fields = _fields_for(event, case, transition, deps, now)
-    applied = await deps.store.advance(event.case_id, {transition.before}, transition.after, fields,
-                                       guard={"unit": p.unit.value})
+    entry_id = f"action:{event.event_id}"
+    entry = timeline_entry(entry_id, now, p.action.value, unit=p.unit.value, before=transition.before.value,
+                           after=transition.after.value, **({"note": p.note} if p.note else {}),
+                           **({"reason": p.reason} if p.reason else {}),
+                           **({"satisfaction": p.satisfaction.value} if p.satisfaction else {}))
+    applied = await deps.store.advance(event.case_id, {transition.before}, transition.after,
+                                       _fields_for(event, case, transition), entry=entry, guard={"unit": p.unit.value})
     current = await deps.store.get_case(event.case_id)
     assert current is not None
-    if not applied and current.get("last_action") != event.event_id:
+    if not applied and entry_id not in current.get("timeline_ids", []):
         reason = f"the case changed meanwhile (now {current['status']} with {current.get('unit')})"
         await deps.store.update_action(event.event_id, {"outcome": "rejected", "reason": reason})
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "rejected").inc()
         return "rejected"
 
     await _after(event, current, transition, deps, now)
-    await deps.store.record(event.case_id, f"action:{event.event_id}", now, p.action.value,
-                            unit=p.unit.value, before=transition.before.value, after=transition.after.value,
-                            **({"note": p.note} if p.note else {}), **({"reason": p.reason} if p.reason else {}),
-                            **({"satisfaction": p.satisfaction.value} if p.satisfaction else {}))
+    await deps.store.update_action(event.event_id, {"outcome": "applied"})
     if applied:
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "applied").inc()
     return "applied"
 
 
-def _fields_for(event: DeskAction, case: Document, t: Transition, deps: FollowUp, now: datetime) -> dict[str, Any]:
+def _fields_for(event: DeskAction, case: Document, t: Transition) -> dict[str, Any]:
     p = event.payload
-    fields: dict[str, Any] = {"last_action": event.event_id, "updated_at": now}
+    now = event.occurred_at
+    fields: dict[str, Any] = {"updated_at": now}
     match p.action:
         case Action.ACCEPT:
             fields["accepted_at"] = now
@@ -228,14 +236,14 @@ async def _after(event: DeskAction, case: Document, t: Transition, deps: FollowU
     today = local_date(now)
     match p.action:
         case Action.ACCEPT:
-            await meet_deadlines(deps, case_id, [r for r in _open_rules(case) if r == "visitor.accept"], now)
+            await meet_deadlines(deps, case, [r for r in _open_rules(case) if r == "visitor.accept"], now)
             category = Category(case.get("category", "other"))
             await open_deadlines(deps, case_id, deadlines_on_acceptance(p.unit, category, today, deps.cal), now)
         case Action.RESOLVE:
-            await meet_deadlines(deps, case_id, _open_rules(case), now)
+            await meet_deadlines(deps, case, _open_rules(case), now)
         case Action.HAND_BACK:
             # The citizen's 12345 clock keeps running across re-routing; the unit's own limits do not.
-            await meet_deadlines(deps, case_id, [r for r in _open_rules(case) if not r.startswith("hotline.")], now)
+            await meet_deadlines(deps, case, [r for r in _open_rules(case) if not r.startswith("hotline.")], now)
             assessment = assessment_from_document(case["assessment"])
             await deps.reroute(event.follow_up(CaseClassified, CaseClassifiedPayload(
                 assessment=assessment,
@@ -273,14 +281,40 @@ def _routed_to(case: Document, unit: Unit, why: str, cause_id: str) -> CaseRoute
 _ESCALATABLE = {CaseStatus.ROUTED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS, CaseStatus.REOPENED}
 
 
+_FINISHED = {"fired", "skipped", "cancelled"}
+
+
 async def fire_due_timers(deps: FollowUp, now: datetime, real_now: datetime, owner: str, lease: float) -> int:
-    """Fire every timer due by `now`; returns how many fired. Safe to run in several instances at once."""
-    fired = 0
-    while timer := await deps.store.claim_due_timer(now, real_now, owner, real_now + timedelta(seconds=lease)):
-        outcome = await _fire(deps, timer, now)
-        await deps.store.finish_timer(timer["_id"], outcome, now)
-        TIMERS_FIRED.labels(f"{timer['kind']}:{outcome}").inc()
-        fired += outcome == "fired"
+    """Fire every timer due by `now`; returns how many fired. Safe to run in several instances at once.
+
+    Timers are filed by the day they fall due; a cursor remembers the earliest day with unfinished ones,
+    so a scan reads a few documents by key instead of searching the whole collection."""
+    cursor = await deps.store.timer_cursor()
+    if cursor is None:
+        return 0
+    today, day, fired, movable = local_date(now), date.fromisoformat(cursor), 0, True
+    while day <= today:
+        key, unfinished = day.isoformat(), False
+        timers, done = await deps.store.timers_on(key)
+        for tid in timers:
+            if tid in done:
+                continue
+            timer = await deps.store.claim_timer(tid, now, real_now, owner, real_now + timedelta(seconds=lease))
+            if timer is None:
+                current = await deps.store.get_timer(tid)
+                if current is None or current["state"] in _FINISHED:
+                    await deps.store.mark_timer_done(key, tid)
+                else:
+                    unfinished = True  # due later today, or held by another instance
+                continue
+            outcome = await _fire(deps, timer, now)
+            await deps.store.finish_timer(timer, outcome, now)
+            TIMERS_FIRED.labels(f"{timer['kind']}:{outcome}").inc()
+            fired += outcome == "fired"
+        movable = movable and not unfinished and day < today
+        if movable:
+            await deps.store.move_timer_cursor(key, (day + timedelta(days=1)).isoformat())
+        day += timedelta(days=1)
     return fired
 
 
@@ -294,27 +328,26 @@ async def _fire(deps: FollowUp, timer: Document, now: datetime) -> str:
         return "skipped"
     kind = TimerKind(timer["kind"])
     unit = Unit(case.get("unit") or "command")
-    case_id, timer_id = case["_id"], str(timer["_id"]).replace(":", ".")
+    case_id, tid = case["_id"], str(timer["_id"]).replace(":", ".")
     alert_kind = {TimerKind.REMIND: AlertKind.REMINDER, TimerKind.OVERDUE: AlertKind.OVERDUE,
                   TimerKind.ESCALATE: AlertKind.ESCALATED}[kind]
+    if kind is TimerKind.ESCALATE and (unit is Unit.COMMAND or status not in _ESCALATABLE):
+        alert_kind = AlertKind.OVERDUE  # nowhere higher to send it: keep it loud on its desk
+    entry = timeline_entry(f"timer:{timer['_id']}", now, alert_kind.value, rule=timer["rule"], due=timer["due"],
+                           unit=unit.value)
 
-    if kind is TimerKind.OVERDUE:
-        await deps.store.cases.update_one({"_id": case_id}, {"$set": {"overdue": True, "overdue_since": now},
-                                                              "$addToSet": {"overdue_rules": timer["rule"]}})
-    if kind is TimerKind.ESCALATE:
-        if unit is Unit.COMMAND or status not in _ESCALATABLE:
-            alert_kind = AlertKind.OVERDUE  # nowhere higher to send it: keep it loud on its desk
-        else:
-            moved = await deps.store.advance(case_id, {status}, CaseStatus.ESCALATED, {
-                "unit": Unit.COMMAND.value, "escalated_from": unit.value, "escalated_at": now,
-                "last_action": timer_id,
-            })
-            if moved or case.get("last_action") == timer_id:
-                await deps.to_desk(_routed_to(case, Unit.COMMAND, "overdue_escalation", timer_id))
-    await deps.store.record(case_id, f"timer:{timer['_id']}", now, alert_kind.value, rule=timer["rule"],
-                            due=timer["due"], unit=unit.value)
+    if alert_kind is AlertKind.ESCALATED:
+        await deps.store.advance(case_id, {status}, CaseStatus.ESCALATED, {
+            "unit": Unit.COMMAND.value, "escalated_from": unit.value, "escalated_at": now,
+        }, entry=entry)
+        moved = await deps.store.get_case(case_id)
+        if moved and entry["id"] in moved.get("timeline_ids", []):  # escalated now, or by an earlier attempt
+            await deps.to_desk(_routed_to(case, Unit.COMMAND, "overdue_escalation", tid))
+    else:
+        overdue = {"$set": {"overdue": True, "overdue_since": now}, "$addToSet": {"overdue_rules": timer["rule"]}}
+        await deps.store.update_recording(case_id, entry, overdue if kind is TimerKind.OVERDUE else {})
     await deps.alert(CaseAlert(
-        event_id=derive_event_id(timer_id, "alert"), case_id=case_id, source_channel=Channel(case["channel"]),
+        event_id=derive_event_id(tid, "alert"), case_id=case_id, source_channel=Channel(case["channel"]),
         payload=CaseAlertPayload(kind=alert_kind, unit=unit, rule=timer["rule"], due=timer["due"]),
     ))
     return "fired"

@@ -1,8 +1,9 @@
 """Intake: turn a raw channel event into a case, once, and announce it.
 
-A report of a matter that is already open (the same complainant about the same thing, or a near-copy of
-the text from anyone) joins that case instead of opening a new one: its repeat count and urgency rise and
-the timeline shows the merge.
+A report of a matter that is already open (the same complainant, by a keyed hash of the phone number,
+with a similar text; or the very same words from anyone, as when one letter comes through two channels)
+joins that case instead of opening a new one: its repeat count and urgency rise and the timeline shows
+the merge.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from shared.domain.repeats import (
     RepeatMatch,
     complainant_key,
     find_repeat,
-    lsh_bands,
-    minhash_signature,
+    repeat_keys,
+    text_signature,
 )
 from shared.domain.triage import RiskFlag, Urgency
 from shared.events import CaseReceived, CaseReceivedPayload, ChannelEvent, case_id_for, derive_event_id
 from shared.handling import Rejected, parse_event
 from shared.metrics import CASES_RECEIVED, REPEATS_MERGED
-from shared.store import CaseStore
+from shared.store import CaseStore, timeline_entry
 
 Emit = Callable[[CaseReceived], Awaitable[None]]
-CANDIDATE_LIMIT = 50
+CANDIDATES = 20  # the most recent cases under a key that are compared with a new report
 
 
 def normalise_text(text: str) -> str:
@@ -44,22 +45,17 @@ def read_channel_event(body: bytes, settings: Settings) -> ChannelEvent:
 
 
 async def find_open_repeat(
-    store: CaseStore, fingerprint: CaseFingerprint, bands: list[str], window: timedelta
+    store: CaseStore, fingerprint: CaseFingerprint, filed: dict[str, list[str]], window: timedelta
 ) -> RepeatMatch | None:
-    """Look up the few open cases that could be the same matter, then compare them properly."""
-    alike: list[dict[str, object]] = [{"lsh": {"$in": bands}}]
-    if fingerprint.complainant_key:
-        alike.append({"complainant_key": fingerprint.complainant_key})
-    docs = await store.cases.find(
-        {"status": {"$in": [s.value for s in OPEN_STATUSES]},
-         "received_at": {"$gte": fingerprint.received_at - window},
-         "$or": alike},
-        {"signature": 1, "complainant_key": 1, "received_at": 1},
-    ).limit(CANDIDATE_LIMIT).to_list(None)
-    candidates = [
-        CaseFingerprint(str(d["_id"]), d.get("complainant_key"), d["signature"], d["received_at"])
-        for d in docs if d.get("signature")
-    ]
+    """Compare a new report with the open cases filed under the same keys."""
+    ids = list(dict.fromkeys(c for cases in filed.values() for c in cases[-CANDIDATES:]))
+    candidates = []
+    for case_id in ids:
+        doc = await store.cases.find_one({"_id": case_id}, {"status": 1, "signature": 1, "complainant_key": 1,
+                                                             "received_at": 1})
+        if doc and doc.get("signature") and CaseStatus(doc["status"]) in OPEN_STATUSES:
+            candidates.append(CaseFingerprint(case_id, doc.get("complainant_key"), doc["signature"],
+                                              doc["received_at"]))
     return find_repeat(fingerprint, candidates, window)
 
 
@@ -71,12 +67,12 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
     phone = event.complainant.phone if event.complainant else None
     key = complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
     own_case_id = case_id_for(event.channel, event.event_id)
-    signature = minhash_signature(text)
-    bands = lsh_bands(signature)
+    signature = text_signature(text)
+    filed = await store.cases_under(repeat_keys(key, text))
 
     known = await store.receipts.find_one({"_id": receipt})
     if known is None:
-        match = await find_open_repeat(store, CaseFingerprint(own_case_id, key, signature, now), bands,
+        match = await find_open_repeat(store, CaseFingerprint(own_case_id, key, signature, now), filed,
                                        timedelta(days=settings.repeat_window_days))
         target = match.case_id if match else own_case_id
     else:
@@ -98,13 +94,11 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
         "complainant": event.complainant.model_dump(exclude_none=True) if event.complainant else None,
         "complainant_key": key,
         "signature": signature,
-        "lsh": bands,
         "occurred_at": event.occurred_at,
         "received_at": now,
         "repeat_count": 0,
-        "merged_receipts": [],
-    })
-    await store.record(case_id, f"received:{receipt}", now, "received", channel=event.channel.value)
+    }, timeline_entry(f"received:{receipt}", now, "received", channel=event.channel.value))
+    await store.file_under(filed, case_id)
     await emit(CaseReceived(
         event_id=derive_event_id(receipt, "received"),
         case_id=case_id,
@@ -121,20 +115,14 @@ async def join_case(
 ) -> None:
     """Count the repeat on the open case, once per report, and raise its urgency a step."""
     case = await store.get_case(case_id)
-    if case is None:  # the first report's case is not written yet: its own intake will open it
-        raise Rejected("repeat_target_missing", f"case {case_id} is not in the store yet")
-    urgency = Urgency(case["urgency"]).raised() if case.get("urgency") else None
-    update: dict[str, object] = {
-        "$push": {"merged_receipts": receipt},
-        "$inc": {"repeat_count": 1},
-        "$addToSet": {"risk_flags": RiskFlag.REPEATED.value},
-    }
-    if urgency is not None:
-        update["$set"] = {"urgency": urgency.value}
-    result = await store.cases.update_one({"_id": case_id, "merged_receipts": {"$ne": receipt}}, update)
-    await store.record(case_id, f"merged:{receipt}", now, "merged", channel=event.channel.value,
-                       repeat_count=int(case.get("repeat_count", 0)) + (1 if result.modified_count else 0),
-                       similarity=round(match.similarity, 2) if match else None,
-                       match=match.reason.value if match else None)
-    if result.modified_count:
+    if case is None:  # filed under a key but gone from the store: nothing to join, so it cannot be lost
+        raise Rejected("repeat_target_missing", f"case {case_id} is not in the store")
+    update: dict[str, object] = {"$inc": {"repeat_count": 1}, "$addToSet": {"risk_flags": RiskFlag.REPEATED.value}}
+    if case.get("urgency"):
+        update["$set"] = {"urgency": Urgency(case["urgency"]).raised().value}
+    entry = timeline_entry(f"merged:{receipt}", now, "merged", channel=event.channel.value,
+                           repeat_count=int(case.get("repeat_count", 0)) + 1,
+                           similarity=round(match.similarity, 2) if match else None,
+                           match=match.reason.value if match else None)
+    if await store.update_recording(case_id, entry, update):
         REPEATS_MERGED.inc()

@@ -11,7 +11,7 @@ from shared.domain.triage import RoutingDecision, Unit
 from shared.events import CaseClassified, CaseRouted, CaseRoutedPayload
 from shared.handling import Rejected, parse_event
 from shared.metrics import CASES_NEEDING_REVIEW, CASES_ROUTED
-from shared.store import CaseStore
+from shared.store import CaseStore, timeline_entry
 
 Emit = Callable[[CaseRouted], Awaitable[None]]
 
@@ -32,11 +32,13 @@ async def route_case(
         "decision": decision.model_dump(mode="json"), "at": now,
     })
     if not first_time:  # a replay: keep the unit recorded the first time, whatever the policy says now
-        stored = await store.routings.find_one({"_id": f"{case_id}:{p.routing_attempt}"})
+        stored = await store.get_routing(case_id, p.routing_attempt)
         assert stored is not None
         decision = RoutingDecision.model_validate(stored["decision"])
     unit: Unit = decision.unit
 
+    entry = timeline_entry(f"routed:{p.routing_attempt}", now, "routed", unit=unit.value, override=decision.override,
+                           attempt=p.routing_attempt)
     await store.advance(case_id, {CaseStatus.CLASSIFIED, CaseStatus.RETURNED}, CaseStatus.ROUTED, {
         "unit": unit.value,
         "urgency": decision.urgency.value,
@@ -44,9 +46,7 @@ async def route_case(
         "routing_attempt": p.routing_attempt,
         "needs_review": decision.needs_review or p.assessment.needs_review,
         "routed_at": now,
-    })
-    await store.record(case_id, f"routed:{p.routing_attempt}", now, "routed", unit=unit.value,
-                       override=decision.override, attempt=p.routing_attempt)
+    }, entry=entry)
     event = classified.follow_up(CaseRouted, CaseRoutedPayload(
         unit=unit,
         category=p.assessment.category,

@@ -219,20 +219,21 @@ def mask_id_number(id_number: str) -> str:
     return _mask(cleaned, 3, 4)
 
 
-# --- candidate lookup --------------------------------------------------------------------------------
+
+# --- what intake stores and looks up ------------------------------------------------------------------
+
+SIGNATURE_SHINGLE = 2  # 2-character shingles: paraphrases of one matter score 0.15-0.3, unrelated texts < 0.1
 
 
-def lsh_bands(signature: Sequence[int], bands: int = 16) -> list[str]:
-    """Locality-sensitive buckets of a signature: texts sharing any bucket are worth comparing.
+def text_signature(text: str) -> list[int]:
+    """The signature intake stores with a case and compares repeat reports against."""
+    return minhash_signature(text, shingle=SIGNATURE_SHINGLE)
 
-    With 64 permutations in 16 bands of 4, two texts of similarity 0.8 share a bucket with
-    probability 0.9998, two of similarity 0.2 with 0.025: the store looks up few candidates.
-    """
-    if not signature or len(signature) % bands:
-        raise ValueError(f"a signature of {len(signature)} values cannot be cut into {bands} bands")
-    rows = len(signature) // bands
-    out = []
-    for band in range(bands):
-        chunk = ",".join(str(v) for v in signature[band * rows:(band + 1) * rows])
-        out.append(f"{band}:{hashlib.blake2b(chunk.encode(), digest_size=8).hexdigest()}")
-    return out
+
+def repeat_keys(complainant: str | None, text: str) -> list[str]:
+    """The keys under which an open case is found again: who reported it, and the exact words (the same
+    letter sent through two channels). No key carries personal data: the first is already a keyed hash."""
+    keys = [f"text:{hashlib.sha256(normalise_text(text).encode()).hexdigest()[:32]}"]
+    if complainant:
+        keys.insert(0, f"who:{complainant}")
+    return keys
