@@ -1,0 +1,315 @@
+"""The classifier: rules + model -> Assessment; and `triage_text`, the one entry point everyone uses."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from shared.domain.classification import model as text_model
+from shared.domain.classification.corpus import default_corpus_dir, load_train, train_files
+from shared.domain.classification.policy import Policy, load_policy
+from shared.domain.classification.rules import (
+    DEFAULT_RULES_PATH,
+    Evidence,
+    RuleEngine,
+    load_rules_file,
+)
+from shared.domain.classification.text import Segmenter, normalize
+from shared.domain.triage import (
+    Assessment,
+    Category,
+    Reason,
+    RiskFlag,
+    RoutingDecision,
+    Unit,
+    Urgency,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_DIR = Path(os.environ.get("TRIAGE_CACHE_DIR", "~/.cache/grievance-triage")).expanduser()
+_TOP_K = 3
+
+
+def _reason(kind: str, code: str, detail: str = "", weight: float | None = None) -> Reason:
+    return Reason(kind=kind, code=code, detail=detail, weight=weight)
+
+
+def _flag_order(flags: dict[RiskFlag, list[str]]) -> list[RiskFlag]:
+    return [f for f in RiskFlag if f in flags]
+
+
+class Classifier:
+    """Explainable rules and a character n-gram model, blended; urgency from the policy's rules."""
+
+    def __init__(
+        self,
+        model: text_model.LinearTextModel,
+        engine: RuleEngine,
+        segmenter: Segmenter,
+        policy: Policy,
+        model_key: str = "",
+    ) -> None:
+        self.model = model
+        self.engine = engine
+        self.segmenter = segmenter
+        self.policy = policy
+        self.model_key = model_key
+        self._class_index = {c: i for i, c in enumerate(model.classes)}
+
+    @classmethod
+    def load(
+        cls,
+        corpus_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        *,
+        policy: Policy | None = None,
+        rules_path: Path | None = None,
+    ) -> Classifier:
+        """Train on the corpus's train_*.jsonl (never heldout_*), or load the cached fit for exactly
+        those files and this scikit-learn version. The cache holds .npz/.txt files, no pickles."""
+        corpus_dir = corpus_dir or default_corpus_dir()
+        cache_dir = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
+        files = train_files(corpus_dir)
+        if not files:
+            raise FileNotFoundError(f"no train_*.jsonl in {corpus_dir}")
+        key = text_model.corpus_key(files)
+        cached = cache_dir / f"model-{key}.npz"
+        fitted: text_model.LinearTextModel | None = None
+        if cached.exists():
+            try:
+                fitted = text_model.LinearTextModel.load(cached)
+            except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: refit
+                log.warning("ignoring unreadable model cache %s: %s", cached, exc)
+        if fitted is None:
+            examples = load_train(corpus_dir)
+            fitted = text_model.fit([normalize(e.text) for e in examples], [e.category for e in examples])
+            try:
+                fitted.save(cached)
+            except OSError as exc:  # read-only home: keep the fit in memory only
+                log.warning("cannot write model cache %s: %s", cached, exc)
+        engine = RuleEngine(load_rules_file(rules_path or DEFAULT_RULES_PATH))
+        segmenter = Segmenter(engine.vocabulary(), cache_dir)
+        return cls(fitted, engine, segmenter, policy or load_policy(), key)
+
+    # -- assessing ----------------------------------------------------------------------------
+
+    def assess(
+        self,
+        text: str,
+        channel: str | None = None,
+        repeat_count: int = 0,
+        *,
+        policy: Policy | None = None,
+    ) -> Assessment:
+        return self.assess_many([text], [channel], [repeat_count], policy=policy)[0]
+
+    def assess_many(
+        self,
+        texts: Sequence[str],
+        channels: Sequence[str | None] | None = None,
+        repeat_counts: Sequence[int] | None = None,
+        *,
+        policy: Policy | None = None,
+    ) -> list[Assessment]:
+        """Assess a batch: the model and the blend run once for the whole batch (numpy), the rules
+        text by text."""
+        policy = policy or self.policy
+        normalized = [normalize(t) for t in texts]
+        probs = self.model.predict_proba(normalized)
+        evidences = [
+            self.engine.evaluate(norm, self.segmenter, policy, repeat_counts[i] if repeat_counts is not None else 0)
+            for i, norm in enumerate(normalized)
+        ]
+        points = np.zeros_like(probs)
+        for i, evidence in enumerate(evidences):
+            self._rule_points(points[i], evidence, channels[i] if channels is not None else None)
+        blend = self.engine.rules.blend
+        z = np.log(probs + 1e-9) + blend.rule_weight * np.minimum(points, blend.rule_cap)
+        z -= z.max(axis=1, keepdims=True)
+        combined = np.exp(z)
+        combined /= combined.sum(axis=1, keepdims=True)
+        top = np.argsort(-combined, axis=1)[:, :_TOP_K]
+        model_top = np.argsort(-probs, axis=1)[:, :_TOP_K]
+        units = [policy.categories[c].unit for c in self.model.classes]
+        return [
+            self._assessment(probs[i], combined[i], top[i], model_top[i], evidences[i], units, policy)
+            for i in range(len(normalized))
+        ]
+
+    def _rule_points(self, points: np.ndarray, evidence: Evidence, channel: str | None) -> None:
+        """Rule evidence per category (in place), plus the policy-free boosts from flags and channel."""
+        rules = self.engine.rules
+        index = self._class_index
+        # a category the model was never trained on cannot be chosen (it has no probability)
+        for cat, score in evidence.category_scores.items():
+            if cat in index:
+                points[index[cat]] += score
+        for flag in evidence.flags:
+            for cat, boost in rules.flag_boosts.get(flag, {}).items():
+                if cat in index:
+                    points[index[cat]] += boost
+        if channel is not None:
+            for cat, boost in rules.channel_boosts.get(channel, {}).items():
+                if cat in index:
+                    points[index[cat]] += boost
+
+    def _assessment(
+        self,
+        p_model: np.ndarray,
+        combined: np.ndarray,
+        top: np.ndarray,
+        model_top: np.ndarray,
+        evidence: Evidence,
+        units: list[Unit],
+        policy: Policy,
+    ) -> Assessment:
+        classes = self.model.classes
+        best = int(top[0])
+        category = classes[best]
+        confidence = float(combined[best])
+        top_categories = [(classes[int(j)], round(float(combined[j]), 4)) for j in top]
+        flags = {f.value for f in evidence.flags}  # plain strings: cheap to hash on the hot path
+        signals = set(evidence.signals)
+        reasons: list[Reason] = []
+
+        # rules: the categories the rules backed, strongest first, with their terms
+        for cat, score in sorted(evidence.category_scores.items(), key=lambda kv: -kv[1])[:_TOP_K]:
+            terms = "、".join(evidence.category_terms[cat][:8])
+            reasons.append(_reason(kind="rule", code=f"category.{cat.value}", detail=terms, weight=score))
+        for flag in _flag_order(evidence.flags):
+            reasons.append(
+                _reason(kind="rule", code=f"flag.{flag.value}", detail="、".join(evidence.flags[flag][:6]))
+            )
+        for name in sorted(evidence.signals):
+            reasons.append(
+                _reason(kind="rule", code=f"signal.{name}", detail="、".join(evidence.signals[name][:6]))
+            )
+        for hit in evidence.negated:
+            reasons.append(
+                _reason(
+                    kind="negation",
+                    code=f"{hit.kind}.{hit.key}",
+                    detail=f"「{hit.term.strip('/')}」被「{hit.negated_by}」否定，不计",
+                )
+            )
+        # model: its own top categories, before the rules were added
+        for j in model_top:
+            reasons.append(_reason(kind="model", code=classes[int(j)].value, weight=round(float(p_model[j]), 4)))
+
+        urgency, urgency_reasons = self._urgency(category, flags, signals, policy)
+        reasons.extend(urgency_reasons)
+
+        # Review when the *unit* is uncertain: the categories that lead to the chosen category's unit
+        # must together hold `review_threshold` of the probability. Doubt between two mediation
+        # categories does not change where the case goes; an override decides the unit by itself.
+        needs_review = False
+        unit = units[best]
+        unit_support = float(sum(float(combined[j]) for j, u in enumerate(units) if u is unit))
+        overridden = any(o.fires(flags, signals) is not None for o in policy.overrides)
+        if not overridden and unit_support < policy.review_threshold:
+            needs_review = True
+            reasons.append(
+                _reason(
+                    kind="review",
+                    code="low_confidence",
+                    detail=f"派往 {unit.value} 的把握 {unit_support:.2f} 低于阈值 {policy.review_threshold:.2f}",
+                    weight=round(unit_support, 4),
+                )
+            )
+        disagreement = self._disagreement(p_model, int(model_top[0]), evidence, policy)
+        if disagreement is not None:
+            needs_review = True
+            reasons.append(_reason(kind="review", code="rules_model_disagree", detail=disagreement))
+
+        return Assessment(
+            category=category,
+            urgency=urgency,
+            risk_flags=_flag_order(evidence.flags),
+            confidence=min(1.0, max(0.0, confidence)),
+            top_categories=top_categories,
+            reasons=reasons,
+            needs_review=needs_review,
+            signals=sorted(signals),
+        )
+
+    def _urgency(
+        self, category: Category, flags: set[str], signals: set[str], policy: Policy
+    ) -> tuple[Urgency, list[Reason]]:
+        base = policy.default_urgency(category)
+        reasons = [_reason(kind="policy", code=f"urgency.default.{category.value}", detail=base.value)]
+        raised = base
+        touched = False
+        for override in policy.overrides:
+            if override.fires(flags, signals) is not None:
+                touched = True
+                if override.urgency.rank > raised.rank:
+                    raised = override.urgency
+                reasons.append(
+                    _reason(kind="policy", code=f"urgency.override.{override.id}", detail=override.urgency.value)
+                )
+        for rule in policy.urgency_rules:
+            if rule.at_least is not None and rule.matches(category, flags, signals):
+                touched = True
+                if rule.at_least.rank > raised.rank:
+                    raised = rule.at_least
+                why = ", ".join(
+                    sorted((flags & {f.value for f in rule.flags_any}) | (signals & set(rule.signals_any)))
+                )
+                detail = f"≥{rule.at_least.value}: {why}"
+                reasons.append(_reason(kind="policy", code=f"urgency.{rule.id}", detail=detail))
+        if touched:
+            return raised, reasons
+        for rule in policy.urgency_rules:
+            cap = rule.at_most
+            if cap is not None and cap.rank < base.rank and rule.matches(category, flags, signals):
+                why = ", ".join(sorted(signals & set(rule.signals_any)))
+                reasons.append(_reason(kind="policy", code=f"urgency.{rule.id}", detail=f"≤{cap.value}: {why}"))
+                return cap, reasons
+        return base, reasons
+
+    def _disagreement(self, p_model: np.ndarray, j: int, evidence: Evidence, policy: Policy) -> str | None:
+        if not evidence.category_scores:
+            return None
+        rule_cat, rule_score = max(evidence.category_scores.items(), key=lambda kv: kv[1])
+        model_cat, model_p = self.model.classes[j], float(p_model[j])
+        limits = policy.disagreement
+        if rule_cat != model_cat and rule_score >= limits.rule_score and model_p >= limits.model_probability:
+            return (
+                f"规则倾向 {rule_cat.value}（{rule_score:.1f}分），模型倾向 {model_cat.value}（{model_p:.2f}）"
+            )
+        return None
+
+
+def triage_text(
+    classifier: Classifier,
+    policy: Policy,
+    text: str,
+    channel: str | None,
+    excluded_units: frozenset[Unit] = frozenset(),
+    repeat_count: int = 0,
+) -> tuple[Assessment, RoutingDecision]:
+    """Classify one text and route it: what the CLI, the services and the evaluation all call."""
+    from shared.domain.routing import route
+
+    assessment = classifier.assess(text, channel, repeat_count, policy=policy)
+    return assessment, route(assessment, policy, excluded_units)
+
+
+def triage_many(
+    classifier: Classifier,
+    policy: Policy,
+    texts: Sequence[str],
+    channels: Sequence[str | None] | None = None,
+) -> list[tuple[Assessment, RoutingDecision]]:
+    """Batched `triage_text` for throughput (one model call for the batch)."""
+    from shared.domain.routing import route
+
+    assessments = classifier.assess_many(texts, channels, policy=policy)
+    return [(a, route(a, policy)) for a in assessments]
+
+

@@ -1,0 +1,189 @@
+"""Scoring on the held-out corpus and a throughput benchmark.
+
+`evaluate` fits on train_*.jsonl only and scores heldout_*.jsonl with exactly the code the services
+use (`triage_many`: classifier + routing).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.domain.classification.classifier import Classifier, triage_many
+from shared.domain.classification.corpus import Example, default_corpus_dir, load_heldout
+from shared.domain.classification.policy import Policy, load_policy
+from shared.domain.triage import Category, Unit, Urgency
+
+_PRIORITY_UNITS = {Unit.POLICE, Unit.COMMAND}
+
+
+@dataclass
+class Miss:
+    id: str
+    text: str
+    expected: str
+    got: str
+
+
+@dataclass
+class EvaluationReport:
+    n: int
+    unit_accuracy: float
+    category_accuracy: float
+    urgency_accuracy: float
+    category_macro_f1: float
+    critical_total: int
+    critical_caught: int  # flagged critical AND routed to police or command
+    needs_review: int
+    unit_confusion: dict[Unit, dict[Unit, int]]
+    category_f1: dict[Category, float]
+    misses: list[Miss] = field(default_factory=list)
+    policy_version: str = ""
+
+    @property
+    def critical_recall(self) -> float:
+        return self.critical_caught / self.critical_total if self.critical_total else 1.0
+
+    def meets_targets(self) -> bool:
+        return self.unit_accuracy >= 0.95 and self.category_accuracy >= 0.85 and self.critical_recall == 1.0
+
+    def format_text(self, show_misses: bool = False) -> str:
+        lines = [
+            f"held-out examples: {self.n}   policy {self.policy_version}",
+            "",
+            "| metric | value | target |",
+            "|---|---|---|",
+            f"| unit accuracy | {self.unit_accuracy:.3f} | ≥ 0.95 |",
+            f"| category accuracy | {self.category_accuracy:.3f} | ≥ 0.85 |",
+            f"| category macro-F1 | {self.category_macro_f1:.3f} | |",
+            f"| urgency accuracy | {self.urgency_accuracy:.3f} | |",
+            f"| critical recall (critical and sent to police/command) | {self.critical_recall:.3f} "
+            f"({self.critical_caught}/{self.critical_total}) | 1.000 |",
+            f"| flagged for review | {self.needs_review} | |",
+            "",
+            "unit confusion (rows: expected, columns: routed)",
+        ]
+        units = list(Unit)
+        lines.append("| expected \\ routed | " + " | ".join(u.value for u in units) + " |")
+        lines.append("|---" * (len(units) + 1) + "|")
+        for exp in units:
+            row = self.unit_confusion.get(exp, {})
+            lines.append(f"| {exp.value} | " + " | ".join(str(row.get(u, 0)) for u in units) + " |")
+        lines += ["", "category F1: " + ", ".join(f"{c.value} {f:.2f}" for c, f in self.category_f1.items())]
+        if show_misses and self.misses:
+            lines += ["", "misses:"]
+            lines += [f"  {m.id}: expected {m.expected}, got {m.got} | {m.text[:80]}" for m in self.misses]
+        return "\n".join(lines)
+
+
+def _f1_scores(pairs: list[tuple[Category, Category]]) -> dict[Category, float]:
+    scores: dict[Category, float] = {}
+    for c in Category:
+        tp = sum(1 for e, g in pairs if e == c and g == c)
+        fp = sum(1 for e, g in pairs if e != c and g == c)
+        fn = sum(1 for e, g in pairs if e == c and g != c)
+        if tp + fp + fn == 0:
+            continue
+        scores[c] = 2 * tp / (2 * tp + fp + fn)
+    return scores
+
+
+def score(classifier: Classifier, policy: Policy, examples: list[Example]) -> EvaluationReport:
+    results = triage_many(classifier, policy, [e.text for e in examples], [e.channel for e in examples])
+    confusion: dict[Unit, dict[Unit, int]] = {u: dict.fromkeys(Unit, 0) for u in Unit}
+    unit_ok = cat_ok = urg_ok = crit_total = crit_ok = review = 0
+    misses: list[Miss] = []
+    pairs: list[tuple[Category, Category]] = []
+    for ex, (assessment, decision) in zip(examples, results, strict=True):
+        confusion[ex.unit][decision.unit] += 1
+        unit_ok += decision.unit == ex.unit
+        cat_ok += assessment.category == ex.category
+        urg_ok += decision.urgency == ex.urgency
+        review += decision.needs_review
+        pairs.append((ex.category, assessment.category))
+        if ex.urgency == Urgency.CRITICAL:
+            crit_total += 1
+            crit_ok += decision.urgency == Urgency.CRITICAL and decision.unit in _PRIORITY_UNITS
+        expected = f"{ex.unit.value}/{ex.category.value}/{ex.urgency.value}"
+        got = f"{decision.unit.value}/{assessment.category.value}/{decision.urgency.value}"
+        if expected != got:
+            misses.append(Miss(ex.id, ex.text, expected, got))
+    n = len(examples)
+    f1 = _f1_scores(pairs)
+    return EvaluationReport(
+        n=n,
+        unit_accuracy=unit_ok / n,
+        category_accuracy=cat_ok / n,
+        urgency_accuracy=urg_ok / n,
+        category_macro_f1=sum(f1.values()) / len(f1) if f1 else 0.0,
+        critical_total=crit_total,
+        critical_caught=crit_ok,
+        needs_review=review,
+        unit_confusion=confusion,
+        category_f1=f1,
+        misses=misses,
+        policy_version=policy.version,
+    )
+
+
+def evaluate(
+    corpus_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    policy: Policy | None = None,
+) -> EvaluationReport:
+    """Fit on train_*.jsonl only, score heldout_*.jsonl."""
+    corpus_dir = corpus_dir or default_corpus_dir()
+    policy = policy or load_policy()
+    classifier = Classifier.load(corpus_dir, cache_dir, policy=policy)
+    return score(classifier, policy, load_heldout(corpus_dir))
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Keep numpy's BLAS on one core (the per-text products are small; this makes it explicit)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
+def benchmark(n: int = 5000, corpus_dir: Path | None = None, cache_dir: Path | None = None) -> dict[str, float]:
+    """Load time (cold fit into an empty cache, then warm) and texts/second of classify + route on one
+    core, over `n` texts cycled from the corpus."""
+    from shared.domain.classification.corpus import load_train
+
+    corpus_dir = corpus_dir or default_corpus_dir()
+    policy = load_policy()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        Classifier.load(corpus_dir, Path(tmp), policy=policy)
+        cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    classifier = Classifier.load(corpus_dir, cache_dir, policy=policy)
+    warm = time.perf_counter() - t0
+    pool = [e.text for e in load_train(corpus_dir)]
+    # vary the texts so that no per-clause cache makes repeats free
+    texts = [f"{pool[i % len(pool)]}（{i}）" for i in range(n)]
+    with _one_thread():
+        t0 = time.perf_counter()
+        for start in range(0, n, 256):
+            triage_many(classifier, policy, texts[start : start + 256])
+        elapsed = time.perf_counter() - t0
+    lengths = Counter(len(t) for t in texts)
+    mean_len = sum(k * v for k, v in lengths.items()) / n
+    return {
+        "cold_load_seconds": round(cold, 3),
+        "warm_load_seconds": round(warm, 3),
+        "texts": float(n),
+        "mean_chars": round(mean_len, 1),
+        "seconds": round(elapsed, 3),
+        "texts_per_second": round(n / elapsed, 1),
+    }
