@@ -38,9 +38,13 @@ class Rejected(Exception):
         self.detail = detail
 
 
+class Contended(Exception):
+    """Another writer holds what this one needs; it will let go (or its event will come again)."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures of the store or the broker that pass by themselves: worth waiting for."""
-    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError | KafkaTimeoutError):
+    if isinstance(exc, Contended | ConnectionFailure | ExecutionTimeout | WTimeoutError | KafkaTimeoutError):
         return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False))

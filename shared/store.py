@@ -4,15 +4,21 @@ Every write is idempotent: documents have ids derived from the event that causes
 upserts with `$setOnInsert`, status changes are conditional on the status they start from, and timeline
 entries are pushed only if their id is not there yet, so a redelivered event changes nothing.
 
-Every lookup on a hot path is by `_id`: FerretDB's SQLite backend answers those from its primary key but
-scans the whole collection for any other filter (indexes are created for MongoDB's sake). So the store
-keeps its own small key documents where it must find things by something else: a complainant's open
-cases, the timers due on a day. Only operations FerretDB supports are used (no transactions, TTL
-indexes, change streams, `$lookup` or `$facet`).
+Every read and write on a hot path filters on `_id` alone: FerretDB's SQLite backend answers those from
+its primary key (with the lookup index deploy/ferretdb adds) but decodes the whole collection for any
+filter with a second field. So:
+- the store keeps its own small key documents where it must find things by something else: a
+  complainant's open cases, the timers due on a day;
+- a status change is compare-and-set by version: the writer claims `<case>@<version>` (a unique `_id`)
+  before it writes the case, so two writers never both move a case from the same state;
+- other conditions (is this timeline entry there yet?) are checked on the document just read.
+Only operations FerretDB supports are used (no transactions, TTL indexes, change streams, `$lookup`,
+`$facet`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -24,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.config import Settings
 from shared.domain.case import CaseStatus
 from shared.domain.triage import Assessment
+from shared.handling import Contended
 
 Document = dict[str, Any]
 MAX_KEYED_CASES = 50  # how many recent cases a repeat key remembers
@@ -56,6 +63,8 @@ class CaseStore:
         self.client = client
         self.db: AsyncDatabase[Document] = client[database]
         self.cases: AsyncCollection[Document] = self.db["cases"]
+        self.versions: AsyncCollection[Document] = self.db["case_versions"]
+        self.timer_claims: AsyncCollection[Document] = self.db["timer_claims"]
         self.receipts: AsyncCollection[Document] = self.db["receipts"]
         self.repeat_keys: AsyncCollection[Document] = self.db["repeat_keys"]
         self.routings: AsyncCollection[Document] = self.db["routings"]
@@ -134,18 +143,36 @@ class CaseStore:
         to_status: CaseStatus,
         fields: Mapping[str, Any],
         *,
+        op_id: str,
         entry: Document | None = None,
         guard: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Move a case to `to_status` if it is in one of `from_statuses`, writing the timeline entry in the
-        same update; False if the case was not in such a status."""
-        query: Document = {"_id": case_id, "status": {"$in": [s.value for s in from_statuses]}, **(guard or {})}
-        update: Document = {"$set": {**fields, "status": to_status.value}}
-        if entry is not None:
-            query["timeline_ids"] = {"$ne": entry["id"]}
-            update["$push"] = {"timeline": entry, "timeline_ids": entry["id"]}
-        result = await self.cases.update_one(query, update)
-        return result.modified_count == 1
+        """Move a case to `to_status` if it is in one of `from_statuses` (and matches `guard`), writing the
+        timeline entry in the same update. False if the case was not in such a state, or if `entry` is
+        on its timeline already (the same operation, replayed). `op_id` names the operation: a writer that
+        crashed between its claim and its write finishes the job when its event comes again."""
+        for attempt in range(40):
+            case = await self.get_case(case_id)
+            if case is None or (entry is not None and entry["id"] in case.get("timeline_ids", [])):
+                return False
+            if CaseStatus(case["status"]) not in from_statuses:
+                return False
+            if any(case.get(k) != v for k, v in (guard or {}).items()):
+                return False
+            version = int(case.get("version", 0))
+            claim = await self.versions.find_one_and_update(
+                {"_id": f"{case_id}@{version}"}, {"$setOnInsert": {"op": op_id}},
+                upsert=True, return_document=ReturnDocument.AFTER,
+            )
+            if claim is None or claim["op"] != op_id:
+                await asyncio.sleep(min(0.02 * (attempt + 1), 0.25))  # another writer's update is on its way
+                continue
+            update: Document = {"$set": {**fields, "status": to_status.value, "version": version + 1}}
+            if entry is not None:
+                update["$push"] = {"timeline": entry, "timeline_ids": entry["id"]}
+            await self.cases.update_one({"_id": case_id}, update)
+            return True
+        raise Contended(f"case {case_id} stayed claimed by another writer")
 
     async def get_case(self, case_id: str) -> Document | None:
         return await self.cases.find_one({"_id": case_id})
@@ -155,10 +182,13 @@ class CaseStore:
         return await self.update_recording(case_id, timeline_entry(entry_id, at, kind, **detail), {})
 
     async def update_recording(self, case_id: str, entry: Document, update: Mapping[str, Any]) -> bool:
-        """Apply `update` and add the timeline entry together, once per entry id."""
+        """Apply `update` and add the timeline entry together, once per entry id (as far as the case just
+        read shows: this is for events replayed one after another, not raced)."""
+        case = await self.cases.find_one({"_id": case_id}, {"timeline_ids": 1})
+        if case is None or entry["id"] in case.get("timeline_ids", []):
+            return False
         result = await self.cases.update_one(
-            {"_id": case_id, "timeline_ids": {"$ne": entry["id"]}},
-            {**update, "$push": {"timeline": entry, "timeline_ids": entry["id"]}},
+            {"_id": case_id}, {**update, "$push": {"timeline": entry, "timeline_ids": entry["id"]}}
         )
         return result.modified_count == 1
 
@@ -178,12 +208,12 @@ class CaseStore:
 
     # --- deadlines and timers -----------------------------------------------------------------------
 
-    async def open_deadline(self, case_id: str, deadline: Mapping[str, Any]) -> bool:
-        """Put a deadline on the case once; False if that rule was already open."""
-        field = "deadlines." + str(deadline["rule"]).replace(".", "_")  # a dot would nest the path
-        result = await self.cases.update_one(
-            {"_id": case_id, field: {"$exists": False}}, {"$set": {field: dict(deadline)}}
-        )
+    async def open_deadline(self, case: Mapping[str, Any], deadline: Mapping[str, Any]) -> bool:
+        """Put a deadline on the case once (as the case just read shows); False if that rule was open."""
+        key = str(deadline["rule"]).replace(".", "_")  # a dot would nest the path
+        if key in (case.get("deadlines") or {}):
+            return False
+        result = await self.cases.update_one({"_id": case["_id"]}, {"$set": {f"deadlines.{key}": dict(deadline)}})
         return result.modified_count == 1
 
     async def schedule_timer(self, case_id: str, rule: str, due: str, kind: str, due_at: datetime) -> None:
@@ -200,7 +230,9 @@ class CaseStore:
         await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": day}}, upsert=True)
 
     async def cancel_timer(self, tid: str) -> None:
-        await self.timers.update_one({"_id": tid, "state": "pending"}, {"$set": {"state": "cancelled"}})
+        timer = await self.timers.find_one({"_id": tid}, {"state": 1})
+        if timer and timer["state"] == "pending":
+            await self.timers.update_one({"_id": tid}, {"$set": {"state": "cancelled"}})
 
     async def timer_cursor(self) -> str | None:
         """The earliest day that may still hold unfinished timers."""
@@ -215,23 +247,37 @@ class CaseStore:
         doc = await self.timer_days.find_one({"_id": day}) or {}
         return list(doc.get("timers", [])), set(doc.get("done", []))
 
-    async def claim_timer(self, tid: str, due_by: datetime, now: datetime, owner: str,
-                          lease_until: datetime) -> Document | None:
-        """Atomically take a due timer (or one whose holder's lease ran out): no two instances get it."""
-        return await self.timers.find_one_and_update(
-            {"_id": tid, "$or": [{"state": "pending", "due_at": {"$lte": due_by}},
-                                 {"state": "firing", "lease_until": {"$lte": now}}]},
-            {"$set": {"state": "firing", "owner": owner, "lease_until": lease_until}},
-            return_document=ReturnDocument.AFTER,
+    async def claim_timer(self, tid: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take a timer for firing: no two instances hold it at once. A holder that died is replaced once
+        its lease has run out. Claims live in their own small collection, deleted when the timer is done."""
+        key = f"{tid}#claim"
+        claim = await self.timer_claims.find_one_and_update(
+            {"_id": key}, {"$setOnInsert": {"owner": owner, "lease_until": lease_until}},
+            upsert=True, return_document=ReturnDocument.AFTER,
         )
+        if claim is None:
+            return False
+        if claim["owner"] == owner:
+            return True
+        if claim["lease_until"] > now:
+            return False
+        # The holder's lease ran out: take over, compare-and-set on the (tiny) claims collection.
+        taken = await self.timer_claims.update_one(
+            {"_id": key, "owner": claim["owner"], "lease_until": claim["lease_until"]},
+            {"$set": {"owner": owner, "lease_until": lease_until}},
+        )
+        return taken.modified_count == 1
+
+    async def release_timer(self, tid: str) -> None:
+        await self.timer_claims.delete_one({"_id": f"{tid}#claim"})
 
     async def get_timer(self, tid: str) -> Document | None:
         return await self.timers.find_one({"_id": tid})
 
     async def finish_timer(self, timer: Mapping[str, Any], outcome: str, at: datetime) -> None:
-        await self.timers.update_one({"_id": timer["_id"], "state": "firing"},
-                                     {"$set": {"state": outcome, "fired_at": at}})
+        await self.timers.update_one({"_id": timer["_id"]}, {"$set": {"state": outcome, "fired_at": at}})
         await self.mark_timer_done(timer["day"], timer["_id"])
+        await self.release_timer(timer["_id"])
 
     async def mark_timer_done(self, day: str, tid: str) -> None:
         await self.timer_days.update_one({"_id": day}, {"$addToSet": {"done": tid}})

@@ -17,6 +17,9 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to serve the MongoDB protocol on")
 	dataDir := flag.String("data", "./data", "directory for the SQLite databases")
+	// WAL (FerretDB's default journal) with synchronous=NORMAL survives a crash of any process and
+	// skips an fsync per commit; only a power cut may lose the last commits. Production runs MongoDB.
+	synchronous := flag.String("synchronous", "normal", "SQLite synchronous pragma: off, normal, full or extra")
 	flag.Parse()
 
 	dir, err := filepath.Abs(*dataDir)
@@ -30,7 +33,7 @@ func main() {
 	db, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(" + *synchronous + ")",
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -38,6 +41,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go keepLookupIndexes(ctx, dir)
 	log.Printf("ferretdb listening on %s, data in %s", *listen, dir)
 	if err := db.Run(ctx); err != nil {
 		log.Fatal(err)

@@ -31,7 +31,7 @@ async def classify(
         "risk_flags": [f.value for f in assessment.risk_flags],
         "needs_review": assessment.needs_review,
         "classified_at": now,
-    }, entry=entry)
+    }, op_id=received.event_id, entry=entry)
     event = received.follow_up(CaseClassified, CaseClassifiedPayload(assessment=assessment), "classified")
     await emit(event)
     if changed:

@@ -23,6 +23,7 @@ from shared.events import CaseRouted, ChannelEvent, Complainant, case_id_for
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS_DIR = REPO_ROOT / "data" / "corpus"
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_PLACES = ("江海路", "临江大道", "秀山路", "长江路", "为民村", "新江村", "东灶港", "包场镇", "正余社区", "滨江花园")
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ def load_samples(corpus_dir: Path = CORPUS_DIR) -> list[Sample]:
 
 
 def make_events(n: int, samples: list[Sample], run_id: str, rng: random.Random) -> list[ChannelEvent]:
-    """N complaints from the corpus, each a different text: once the corpus is used up, two complaints are
-    told in one call (callers often raise several matters), so no event is a copy of another."""
+    """N complaints from the corpus, each told from a different address, and once the corpus is used up two
+    complaints in one call (callers often raise several matters): no event is a copy of another, so none
+    is taken for a repeat report of an earlier run's case."""
     events = []
     order = rng.sample(samples, len(samples))
     for i in range(n):
@@ -59,11 +61,13 @@ def make_events(n: int, samples: list[Sample], run_id: str, rng: random.Random) 
                 name=f"{rng.choice(_SURNAMES)}{rng.choice(['先生', '女士'])}",
                 phone=f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
             )
+        location = f"{rng.choice(_PLACES)}{rng.randrange(1, 400)}号"
         events.append(ChannelEvent(
             event_id=f"demo-{run_id}-{i:06d}",
             channel=sample.channel,  # type: ignore[arg-type]
             occurred_at=datetime.now(UTC),
-            text=sample.text,
+            text=f"{sample.text}（地址：{location}）",
+            location=location,
             complainant=complainant,
         ))
     return events

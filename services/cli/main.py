@@ -48,14 +48,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from services.cli.demo import run_demo
     from shared.config import get_settings
 
-    # A store of its own for each demo run: earlier runs' open cases would otherwise (rightly) absorb
-    # this run's complaints as repeat reports.
-    database = f"{get_settings().mongodb_database}_demo"
-    endpoints, fleet = start_pipeline({"MONGODB_DATABASE": database})
+    endpoints, fleet = start_pipeline()
     try:
-        asyncio.run(_drop_database(endpoints.mongodb_uri, database))
         result = asyncio.run(run_demo(
-            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri, database,
+            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri, get_settings().mongodb_database,
             progress=not args.json, seed=args.seed, rate=args.rate,
         ))
     finally:
@@ -69,16 +65,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
               f"latency p50 {result.p50_ms} ms, p99 {result.p99_ms} ms")
     print(json.dumps(result.summary(), ensure_ascii=False))
     return 0 if result.lost == 0 else 1
-
-
-async def _drop_database(uri: str, database: str) -> None:
-    from pymongo import AsyncMongoClient
-
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(uri)
-    try:
-        await client.drop_database(database)
-    finally:
-        await client.close()
 
 
 def _cmd_lifecycle(args: argparse.Namespace) -> int:

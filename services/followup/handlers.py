@@ -36,7 +36,7 @@ from shared.events import (
     DeskAction,
     derive_event_id,
 )
-from shared.handling import parse_event
+from shared.handling import Rejected, parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS, TIMERS_FIRED
 from shared.store import CaseStore, Document, assessment_from_document, timeline_entry, timer_id
 
@@ -67,9 +67,10 @@ def _open_rules(case: Document) -> list[str]:
     return [d["rule"] for d in (case.get("deadlines") or {}).values() if not d.get("met_at")]
 
 
-async def open_deadlines(deps: FollowUp, case_id: str, deadlines: list[Deadline], now: datetime) -> None:
+async def open_deadlines(deps: FollowUp, case: Document, deadlines: list[Deadline], now: datetime) -> None:
+    case_id = case["_id"]
     for d in deadlines:
-        fresh = await deps.store.open_deadline(case_id, {
+        fresh = await deps.store.open_deadline(case, {
             "rule": d.rule, "start": d.start.isoformat(), "due": d.due.isoformat(), "source": d.source,
             "opened_at": now,
         })
@@ -127,7 +128,10 @@ async def on_routed(body: bytes, deps: FollowUp, now: datetime) -> None:
     p = routed.payload
     on = local_date(routed.occurred_at)
     deadlines = deadlines_on_routing(p.unit, p.category, routed.source_channel.value, on, deps.cal)
-    await open_deadlines(deps, routed.case_id, deadlines, now)
+    case = await deps.store.get_case(routed.case_id)
+    if case is None:
+        raise Rejected("unknown_case", f"no case {routed.case_id}")
+    await open_deadlines(deps, case, deadlines, now)
 
 
 async def ensure_routing_deadlines(deps: FollowUp, case: Document, now: datetime) -> Document:
@@ -139,7 +143,7 @@ async def ensure_routing_deadlines(deps: FollowUp, case: Document, now: datetime
                                      local_date(case["routed_at"]), deps.cal)
     if all(_key(d.rule) in (case.get("deadlines") or {}) for d in deadlines):
         return case
-    await open_deadlines(deps, case["_id"], deadlines, now)
+    await open_deadlines(deps, case, deadlines, now)
     return await deps.store.get_case(case["_id"]) or case
 
 
@@ -186,7 +190,8 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
                            **({"reason": p.reason} if p.reason else {}),
                            **({"satisfaction": p.satisfaction.value} if p.satisfaction else {}))
     applied = await deps.store.advance(event.case_id, {transition.before}, transition.after,
-                                       _fields_for(event, case, transition), entry=entry, guard={"unit": p.unit.value})
+                                       _fields_for(event, case, transition), op_id=event.event_id, entry=entry,
+                                       guard={"unit": p.unit.value})
     current = await deps.store.get_case(event.case_id)
     assert current is not None
     if not applied and entry_id not in current.get("timeline_ids", []):
@@ -232,13 +237,12 @@ def _fields_for(event: DeskAction, case: Document, t: Transition) -> dict[str, A
 async def _after(event: DeskAction, case: Document, t: Transition, deps: FollowUp, now: datetime) -> None:
     """The consequences of an applied action; each is idempotent."""
     p = event.payload
-    case_id = event.case_id
     today = local_date(now)
     match p.action:
         case Action.ACCEPT:
             await meet_deadlines(deps, case, [r for r in _open_rules(case) if r == "visitor.accept"], now)
             category = Category(case.get("category", "other"))
-            await open_deadlines(deps, case_id, deadlines_on_acceptance(p.unit, category, today, deps.cal), now)
+            await open_deadlines(deps, case, deadlines_on_acceptance(p.unit, category, today, deps.cal), now)
         case Action.RESOLVE:
             await meet_deadlines(deps, case, _open_rules(case), now)
         case Action.HAND_BACK:
@@ -284,6 +288,8 @@ _ESCALATABLE = {CaseStatus.ROUTED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS, 
 _FINISHED = {"fired", "skipped", "cancelled"}
 
 
+
+
 async def fire_due_timers(deps: FollowUp, now: datetime, real_now: datetime, owner: str, lease: float) -> int:
     """Fire every timer due by `now`; returns how many fired. Safe to run in several instances at once.
 
@@ -299,13 +305,18 @@ async def fire_due_timers(deps: FollowUp, now: datetime, real_now: datetime, own
         for tid in timers:
             if tid in done:
                 continue
-            timer = await deps.store.claim_timer(tid, now, real_now, owner, real_now + timedelta(seconds=lease))
-            if timer is None:
-                current = await deps.store.get_timer(tid)
-                if current is None or current["state"] in _FINISHED:
-                    await deps.store.mark_timer_done(key, tid)
-                else:
-                    unfinished = True  # due later today, or held by another instance
+            timer = await deps.store.get_timer(tid)
+            if timer is None or timer["state"] in _FINISHED:
+                await deps.store.mark_timer_done(key, tid)
+                continue
+            if timer["due_at"] > now or not await deps.store.claim_timer(
+                tid, owner, real_now, real_now + timedelta(seconds=lease)
+            ):
+                unfinished = True  # due later today, or held by an instance whose lease still runs
+                continue
+            timer = await deps.store.get_timer(tid)  # another instance may have finished it meanwhile
+            if timer is None or timer["state"] in _FINISHED:
+                await deps.store.release_timer(tid)
                 continue
             outcome = await _fire(deps, timer, now)
             await deps.store.finish_timer(timer, outcome, now)
@@ -339,7 +350,7 @@ async def _fire(deps: FollowUp, timer: Document, now: datetime) -> str:
     if alert_kind is AlertKind.ESCALATED:
         await deps.store.advance(case_id, {status}, CaseStatus.ESCALATED, {
             "unit": Unit.COMMAND.value, "escalated_from": unit.value, "escalated_at": now,
-        }, entry=entry)
+        }, op_id=tid, entry=entry)
         moved = await deps.store.get_case(case_id)
         if moved and entry["id"] in moved.get("timeline_ids", []):  # escalated now, or by an earlier attempt
             await deps.to_desk(_routed_to(case, Unit.COMMAND, "overdue_escalation", tid))
