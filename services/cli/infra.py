@@ -658,7 +658,7 @@ class LocalKafka(LocalComponent):
 
 
 class LocalFerretDB(LocalComponent):
-    """FerretDB over SQLite, built from deploy/ferretdb (main.go, go.mod, go.sum)."""
+    """FerretDB over SQLite, built from deploy/ferretdb (its Go files, go.mod, go.sum)."""
 
     name = "ferretdb"
     server = "ferretdb"
@@ -683,7 +683,7 @@ class LocalFerretDB(LocalComponent):
 
     @property
     def binary(self) -> Path:
-        sources = [FERRETDB_MODULE / name for name in ("main.go", "go.mod", "go.sum")]
+        sources = [*sorted(FERRETDB_MODULE.glob("*.go")), FERRETDB_MODULE / "go.mod", FERRETDB_MODULE / "go.sum"]
         return self.cache_dir / f"ferretdb-{_digest(*sources)}" / "ferretdb"
 
     def _marker(self) -> str:
