@@ -24,7 +24,8 @@ from shared import topics
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_STATE = REPO_ROOT / ".triage" / "test"
+# Separate state dirs let several test sessions run side by side (each wipes its own at start).
+TEST_STATE = Path(os.environ.get("TRIAGE_TEST_STATE_DIR", REPO_ROOT / ".triage" / "test"))
 
 
 @pytest.fixture(scope="session")
