@@ -94,6 +94,26 @@ def _cmd_lifecycle(args: argparse.Namespace) -> int:
     return 0 if result["lost"] == 0 else 1
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from services.cli.bench import run_bench
+    from shared.config import get_settings
+
+    endpoints, fleet = start_pipeline()
+    try:
+        result = asyncio.run(run_bench(
+            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri, get_settings().mongodb_database, fleet,
+            hops=args.hops, sustain_s=args.sustain, raw_per_message=args.raw_per_message,
+            progress=not args.json, seed=args.seed,
+        ))
+    finally:
+        fleet.stop()
+    if not args.json:
+        for line in result.report():
+            print(line)
+    print(json.dumps(result.summary(), ensure_ascii=False))
+    return 0 if result.lost == 0 else 1
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from services.cli.live import run_live
 
@@ -108,10 +128,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from shared.domain.classification.evaluation import evaluate
+    from shared.domain.classification.evaluation import benchmark, evaluate
 
-    report = evaluate(Path(args.corpus) if args.corpus else None)
-    print(report.format_text())
+    corpus = Path(args.corpus) if args.corpus else None
+    if args.benchmark:
+        print(json.dumps(benchmark(args.benchmark, corpus)))
+        return 0
+    print(evaluate(corpus).format_text())
     return 0
 
 
@@ -150,12 +173,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a scripted day at the desks with a simulated clock (up to 60 cases)")
     p.set_defaults(func=_cmd_demo)
 
+    from services.cli.bench import positive_float, positive_int
+
+    p = sub.add_parser("bench", help="pipeline throughput against the raw transport's, and latency at half load")
+    p.add_argument("--cases", type=positive_int, default=1000)
+    p.add_argument("--json", action="store_true", help="print only the summary line")
+    p.add_argument("--sustain", type=positive_float, default=None, metavar="SECONDS",
+                   help="offer the steady load this long (default: up to a minute) and report memory")
+    p.add_argument("--hops", type=positive_int, default=4, help="relay hops of the raw transport (default 4)")
+    p.add_argument("--raw-per-message", action="store_true",
+                   help="also relay one event at a time per hop, as the services consume")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_cmd_bench)
+
     p = sub.add_parser("classify", help="classify JSON lines {id, text, channel} offline")
     p.add_argument("--jsonl", required=True, help="input file, or - for standard input")
     p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("evaluate", help="train on the training part, score the held-out part")
     p.add_argument("--corpus", default=None)
+    p.add_argument("--benchmark", type=int, metavar="N", default=0,
+                   help="instead: load time and texts/second of classify + route over N texts on one core")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("deadline", help="the due date of a time-limit rule")
