@@ -24,21 +24,26 @@ def _batches(lines: Iterable[str]) -> Iterator[list[tuple[int, str]]]:
         yield batch
 
 
-def _triage_batch(batch: list[tuple[int, str]], classifier: Classifier, policy: Policy) -> Iterator[dict[str, Any]]:
-    items: list[tuple[Any, str, str | None]] = []
+def _triage_batch(
+    batch: list[tuple[int, str]], classifier: Classifier, policy: Policy
+) -> Iterator[dict[str, Any]]:
+    """One result per input line, in input order; a line that is not a complaint gets an error result."""
+    results: list[dict[str, Any] | None] = []
+    items: list[tuple[int, Any, str, str | None]] = []  # (position in results, id, text, channel)
     for number, line in batch:
         try:
             row = json.loads(line)
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
                 raise ValueError("expected an object with a non-empty string 'text'")
             channel = row.get("channel")
-            items.append((row.get("id", number), row["text"], str(channel) if channel is not None else None))
+            items.append((len(results), row.get("id", number), row["text"], str(channel) if channel else None))
+            results.append(None)
         except (json.JSONDecodeError, ValueError) as exc:
-            yield {"id": None, "line": number, "error": str(exc)}
-    assessments = classifier.assess_many([text for _, text, _ in items], [ch for _, _, ch in items])
-    for (item_id, _, _), assessment in zip(items, assessments, strict=True):
+            results.append({"id": None, "line": number, "error": str(exc)})
+    assessments = classifier.assess_many([text for _, _, text, _ in items], [ch for _, _, _, ch in items])
+    for (position, item_id, _, _), assessment in zip(items, assessments, strict=True):
         decision = route(assessment, policy)
-        yield {
+        results[position] = {
             "id": item_id,
             "unit": decision.unit.value,
             "category": assessment.category.value,
@@ -47,6 +52,7 @@ def _triage_batch(batch: list[tuple[int, str]], classifier: Classifier, policy: 
             "needs_review": decision.needs_review or assessment.needs_review,
             "reasons": [r.model_dump(exclude_none=True) for r in (*decision.reasons, *assessment.reasons)],
         }
+    yield from (r for r in results if r is not None)
 
 
 def classify_jsonl(source: TextIO, sink: TextIO) -> int:
