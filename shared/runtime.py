@@ -44,8 +44,9 @@ class Service:
             client_id=f"triage-{name}",
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=name)],
             # Wait for the whole in-sync replica set: an acknowledged publish survives a broker restart.
+            # No idempotent producer: consumers are idempotent anyway, and a broker that restarts without
+            # its producer state leaves an idempotent producer retrying an out-of-order sequence forever.
             acks="all",
-            enable_idempotence=True,
         )
         self.store = CaseStore.from_settings(self.settings)
         self.backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)

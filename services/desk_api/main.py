@@ -78,7 +78,6 @@ class KafkaPublisher:
             bootstrap_servers,
             client_id="triage-desk-api",
             acks="all",  # an accepted action survives a broker restart
-            enable_idempotence=True,
         )
         self.timeout = timeout
         self._connected = False

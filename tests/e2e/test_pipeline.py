@@ -14,7 +14,7 @@ from services.cli import infra
 from services.cli.processes import Fleet
 from shared import topics
 from shared.events import case_id_for
-from tests.e2e.conftest import channel_event, eventually, publish
+from tests.conftest import channel_event, eventually, publish
 
 pytestmark = [pytest.mark.e2e]
 Db = AsyncDatabase[dict[str, Any]]

@@ -26,7 +26,7 @@ from services.cli import infra
 from services.cli.processes import Fleet
 from shared import topics
 from shared.events import case_id_for
-from tests.e2e.conftest import TEST_STATE, channel_event
+from tests.conftest import TEST_STATE, channel_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 Db = AsyncDatabase[dict[str, Any]]
@@ -64,8 +64,7 @@ class Stream:
         self._stop = asyncio.Event()
 
     async def _run(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.kafka, acks="all", enable_idempotence=True,
-                                    request_timeout_ms=5000)
+        producer = AIOKafkaProducer(bootstrap_servers=self.kafka, acks="all", request_timeout_ms=5000)
         await producer.start()
         try:
             n = 0
@@ -75,9 +74,10 @@ class Stream:
                 body = json.dumps(event, ensure_ascii=False).encode()
                 while True:
                     try:
-                        await producer.send_and_wait(topics.CHANNEL_EVENTS, body, key=event["event_id"].encode())
+                        await asyncio.wait_for(
+                            producer.send_and_wait(topics.CHANNEL_EVENTS, body, key=event["event_id"].encode()), 10)
                         break
-                    except KafkaError:
+                    except (KafkaError, TimeoutError):
                         await asyncio.sleep(0.5)
                 self.scenario.published.append(case_id_for("12345", event["event_id"]))
                 n += 1

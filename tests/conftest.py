@@ -23,7 +23,7 @@ from services.cli.processes import Fleet, service_env
 from shared import topics
 
 T = TypeVar("T")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # Separate state dirs let several test sessions run side by side (each wipes its own at start).
 TEST_STATE = Path(os.environ.get("TRIAGE_TEST_STATE_DIR", REPO_ROOT / ".triage" / "test"))
 

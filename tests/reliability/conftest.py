@@ -1,1 +1,0 @@
-from tests.e2e.conftest import *  # noqa: F403  (the same real broker, server and services)
