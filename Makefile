@@ -28,10 +28,11 @@ run: infra  ## everything up, a stream of complaints, routed cases on screen; Ct
 test: setup  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
 	$(BIN)/python -m pytest
 
-reliability: setup  ## fault injection on the real broker and server
-	$(BIN)/python -m pytest -m reliability -o addopts=""
+reliability: setup  ## fault injection on the real broker and server; the JSON summary is the last line
+	$(BIN)/python -m pytest tests/reliability -q
+	@cat .triage/reliability-summary.json
 
-bench: infra
+bench: infra  ## the raw transport against the pipeline on the same broker
 	$(BIN)/triage bench --cases 5000
 
 evaluate: setup
