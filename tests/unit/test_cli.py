@@ -1,0 +1,44 @@
+"""The `triage` command's offline parts: classify's line contract and the deadline calculator."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from services.cli.classify import classify_jsonl
+from services.cli.main import main
+
+
+def test_classify_answers_every_line_in_order_with_the_contracts_fields() -> None:
+    lines = [
+        {"id": "a", "text": "有人冒充快递客服让我开通备用金，被扣了三千", "channel": "110"},
+        "not json",
+        {"id": "c", "text": "前夫把孩子带走一个月不让我见，离婚协议写的是每周探视两次", "channel": "12345"},
+        {"id": "d"},
+    ]
+    source = io.StringIO("\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)
+                                   for line in lines) + "\n")
+    sink = io.StringIO()
+    assert classify_jsonl(source, sink) == 1  # some lines were not complaints
+    out = [json.loads(line) for line in sink.getvalue().splitlines()]
+    assert [o.get("id") for o in out] == ["a", None, "c", None]
+    assert (out[0]["unit"], out[0]["category"], out[0]["urgency"]) == ("police", "fraud", "high")
+    assert (out[2]["unit"], out[2]["category"]) == ("mediation", "family")
+    for result in (out[0], out[2]):
+        assert {"id", "unit", "category", "urgency", "risk_flags", "reasons"} <= result.keys()
+        assert result["reasons"], "every decision carries its reasons"
+    assert "error" in out[1] and "error" in out[3]
+
+
+def test_deadline_command_prints_the_iso_due_date(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deadline", "legal_aid.decision", "--from", "2026-09-28"]) == 0
+    assert capsys.readouterr().out.strip() == "2026-10-13"
+    assert main(["deadline", "visitor.accept", "--from", "2026-09-20"]) == 0
+    assert capsys.readouterr().out.strip() == "2026-10-08"
+
+
+def test_deadline_command_names_the_valid_rules_for_an_unknown_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deadline", "no.such.rule", "--from", "2026-09-28"]) == 2
+    assert "legal_aid.decision" in capsys.readouterr().err
