@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,12 +78,28 @@ def service_env(kafka: str, mongodb: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _any_free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Fleet:
-    """A set of service processes started and stopped together."""
+    """A set of service processes started and stopped together. A port already taken (another run on
+    this machine) is swapped for a free one, so a health check never answers for someone else's process."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, names: dict[str, int] | None = None) -> None:
         self.services = {
-            name: ServiceProcess(name, port, log_dir / f"{name}.log", env)
+            name: ServiceProcess(name, port if _free(port) else _any_free_port(), log_dir / f"{name}.log", env)
             for name, port in (names or PIPELINE).items()
         }
 
@@ -93,6 +110,7 @@ class Fleet:
         for service in self.services.values():
             service.start()
         self.wait_healthy(timeout)
+        print("  " + ", ".join(f"{s.name} :{s.port}" for s in self.services.values()), flush=True)
 
     def wait_healthy(self, timeout: float = 90.0, names: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout
