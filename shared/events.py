@@ -36,8 +36,16 @@ SafeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
 
 
 def _no_control_chars(value: str) -> str:
-    if any(ord(c) < 32 and c not in "\n\r\t" for c in value) or "\x7f" in value:
+    # C0 controls but line breaks and tabs, DEL, and the C1 controls (U+0080-U+009F: terminal escapes).
+    if any((ord(c) < 32 and c not in "\n\r\t") or 0x7F <= ord(c) <= 0x9F for c in value):
         raise ValueError("control characters are not allowed")
+    return value
+
+
+def _plausible_time(value: datetime) -> datetime:
+    # Far-off dates are typos or probes, and some (year 1) do not fit the store's date type.
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("must be between the years 2000 and 2100")
     return value
 
 
@@ -62,7 +70,7 @@ class ChannelEvent(_Strict):
     schema_version: Literal[1] = 1
     event_id: SafeId = Field(description="Unique per channel; a redelivered event keeps its id.")
     channel: Channel
-    occurred_at: AwareDatetime
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_plausible_time)]
     text: Annotated[CleanText, Field(min_length=1, description="What the complainant said or wrote.")]
     complainant: Complainant | None = None
     location: Annotated[CleanText, Field(max_length=200)] | None = None
@@ -162,11 +170,6 @@ class CaseRouted(Envelope):
     payload: CaseRoutedPayload
 
 
-# What a desk may do to a case; the pipeline's own steps (classify, route, start_return_visit) are not here.
-DESK_ACTIONS = (
-    Action.ACCEPT, Action.PROGRESS_NOTE, Action.HAND_BACK, Action.REQUEST_EXTENSION, Action.RECORD_AGREEMENT,
-    Action.RESOLVE, Action.RETURN_VISIT, Action.ESCALATE,
-)
 
 
 class DeskActionPayload(BaseModel):

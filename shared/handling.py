@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,11 +97,15 @@ def _forbidden_key(value: Any, path: str = "") -> str | None:
     return None
 
 
+_PERSONAL = re.compile(r"\d{5,}|[\u4e00-\u9fff]")  # digits of a phone or ID number, or a name
+
+
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
-    """A readable summary that never echoes the input (it may carry personal data)."""
+    """A readable summary that never echoes the input (it may carry personal data): not the values, and
+    not an unknown key that looks like a phone number or a name."""
     parts = []
     for item in error.errors(include_input=False, include_url=False)[:limit]:
-        where = ".".join(str(p) for p in item["loc"]) or "(event)"
+        where = ".".join("<key>" if _PERSONAL.search(str(p)) else str(p) for p in item["loc"]) or "(event)"
         parts.append(f"{where}: {item['msg']}")
     more = error.error_count() - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
@@ -118,6 +123,8 @@ def parse_event(body: bytes, model: type[M], *, max_bytes: int) -> M:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Rejected("malformed_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise Rejected("malformed_json", "nested too deeply") from None
     if not isinstance(data, dict):
         raise Rejected("schema_violation", f"expected a JSON object, got {type(data).__name__}")
     if key := _forbidden_key(data):

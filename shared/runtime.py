@@ -17,6 +17,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.message import StreamMessage
 from prometheus_client import make_asgi_app
 
 from shared import topics
@@ -30,6 +31,10 @@ from shared.store import CaseStore
 log = logging.getLogger(__name__)
 
 Work = Callable[[bytes], Awaitable[None]]
+
+
+async def _undecoded(message: StreamMessage[Any]) -> bytes:
+    return message.body
 
 
 class Service:
@@ -61,12 +66,16 @@ class Service:
         return f"{self.settings.consumer_group_prefix}.{self.name}"
 
     def subscriber(self, topic: str, *, title: str, description: str | None = None) -> DefaultSubscriber:
-        """A consumer in this service's group that commits an offset only after its work is done."""
+        """A consumer in this service's group that commits an offset only after its work is done.
+
+        The body reaches the handler undecoded: FastStream would otherwise parse JSON itself, before the
+        handler can dead-letter what does not parse, and a nack would replay the poison message forever."""
         return self.broker.subscriber(
             topic,
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            decoder=_undecoded,
             title=title,
             description=description,
         )

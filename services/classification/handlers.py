@@ -20,8 +20,11 @@ async def classify(
 ) -> CaseClassified:
     received = parse_event(body, CaseReceived, max_bytes=max_bytes)
     p = received.payload
-    assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=p.repeat_count)
     case_id = received.case_id
+    # Repeat reports may have joined the case since it was received: they count towards its urgency.
+    case = await store.get_case(case_id)
+    repeats = max(p.repeat_count, int((case or {}).get("repeat_count", 0)))
+    assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=repeats)
     entry = timeline_entry(f"classified:{received.event_id}", now, "classified", category=assessment.category.value,
                            urgency=assessment.urgency.value, confidence=round(assessment.confidence, 3))
     changed = await store.advance(case_id, {CaseStatus.RECEIVED}, CaseStatus.CLASSIFIED, {

@@ -174,7 +174,7 @@ class DeskApi:
                 raise HTTPException(413, f"the body may have at most {self.max_body_bytes} bytes")
         try:
             return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Problem("invalid_json", "the body must be a JSON object (UTF-8)") from None
 
     async def act(self, request: Request) -> Response:

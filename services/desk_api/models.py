@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.desk_api.disclosure import disclose
-from shared.domain.case import OPEN_STATUSES, Action, CaseStatus
+from shared.domain.case import DESK_ACTIONS, OPEN_STATUSES, Action, CaseStatus
 from shared.domain.triage import Unit, Urgency
-from shared.events import DESK_ACTIONS, DeskActionPayload
+from shared.events import DeskActionPayload
 
 Document = dict[str, Any]
 
@@ -29,7 +29,7 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")  # shared.events.Sa
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 NEEDS_REASON = frozenset({Action.HAND_BACK, Action.REQUEST_EXTENSION})
-_DESK_ACTION_VALUES = tuple(a.value for a in DESK_ACTIONS)
+_DESK_ACTION_VALUES = tuple(sorted(a.value for a in DESK_ACTIONS))
 _STATUS_VALUES = tuple(s.value for s in CaseStatus)
 
 # Fields of a case a desk sees in its queue and in the detail; the complainant is added by disclosure.

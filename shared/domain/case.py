@@ -101,6 +101,13 @@ def is_past(status: CaseStatus, milestone: CaseStatus) -> bool:
     return status not in pipeline
 
 
+# What a desk may do to a case; the pipeline's own steps (classify, route, start_return_visit) are not.
+DESK_ACTIONS = frozenset({
+    Action.ACCEPT, Action.PROGRESS_NOTE, Action.HAND_BACK, Action.REQUEST_EXTENSION, Action.RECORD_AGREEMENT,
+    Action.RESOLVE, Action.RETURN_VISIT, Action.ESCALATE,
+})
+
+
 class CaseView(BaseModel):
     """What the desk-action rules need to know about a case."""
 
@@ -118,6 +125,8 @@ def check_desk_action(
     satisfaction: Satisfaction | None = None,
 ) -> Transition:
     """Whether a desk may take this action on this case now; TransitionRejected says why not."""
+    if action not in DESK_ACTIONS:
+        raise TransitionRejected(action, case.status, f"{action.value} is a step of the pipeline, not a desk action")
     if case.unit != unit:
         raise TransitionRejected(action, case.status, f"the case is with {case.unit}, not {unit}")
     if action in (Action.HAND_BACK, Action.REQUEST_EXTENSION) and not (reason and reason.strip()):

@@ -187,3 +187,10 @@ def test_the_report_names_the_figures() -> None:
     text = "\n".join(lines)
     assert "625.0 events/s" in text and "12.5 cases/s" in text and "ratio pipeline/raw: 0.020" in text
     assert "p50 76.6 ms, p99 131.4 ms" in text and "intake 63.3 → 64.0" in text
+
+
+def test_the_throughput_with_every_stage_done_is_reported_when_measured() -> None:
+    assert "all_stages_per_s" not in result().summary()
+    measured = result(profile={"pipeline": {"all_stages_per_s": 9.1}})
+    assert measured.summary()["all_stages_per_s"] == 9.1
+    assert "with the follow-up done too: 9.1 cases/s" in measured.report()
