@@ -19,6 +19,7 @@ Only operations FerretDB supports are used (no transactions, TTL indexes, change
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,13 @@ def assessment_from_document(doc: Mapping[str, Any]) -> Assessment:
 
 def timeline_entry(entry_id: str, at: datetime, kind: str, **detail: Any) -> Document:
     return {"id": entry_id, "at": at, "kind": kind, "detail": detail}
+
+
+TIMER_BUCKETS = 16  # a day's timers are spread over this many documents, so none grows large
+
+
+def timer_bucket(day: str, tid: str) -> str:
+    return f"{day}#{int(hashlib.blake2b(tid.encode(), digest_size=2).hexdigest(), 16) % TIMER_BUCKETS:02d}"
 
 
 def timer_id(case_id: str, rule: str, due: str, kind: str) -> str:
@@ -226,7 +234,7 @@ class CaseStore:
                               "day": day, "state": "pending"}},
             upsert=True,
         )
-        await self.timer_days.update_one({"_id": day}, {"$addToSet": {"timers": tid}}, upsert=True)
+        await self.timer_days.update_one({"_id": timer_bucket(day, tid)}, {"$addToSet": {"timers": tid}}, upsert=True)
         await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": day}}, upsert=True)
 
     async def cancel_timer(self, tid: str) -> None:
@@ -244,8 +252,13 @@ class CaseStore:
 
     async def timers_on(self, day: str) -> tuple[list[str], set[str]]:
         """The timers filed under a day, and those of them already finished."""
-        doc = await self.timer_days.find_one({"_id": day}) or {}
-        return list(doc.get("timers", [])), set(doc.get("done", []))
+        timers: list[str] = []
+        done: set[str] = set()
+        for bucket in range(TIMER_BUCKETS):
+            doc = await self.timer_days.find_one({"_id": f"{day}#{bucket:02d}"}) or {}
+            timers.extend(doc.get("timers", []))
+            done.update(doc.get("done", []))
+        return timers, done
 
     async def claim_timer(self, tid: str, owner: str, now: datetime, lease_until: datetime) -> bool:
         """Take a timer for firing: no two instances hold it at once. A holder that died is replaced once
@@ -280,7 +293,7 @@ class CaseStore:
         await self.release_timer(timer["_id"])
 
     async def mark_timer_done(self, day: str, tid: str) -> None:
-        await self.timer_days.update_one({"_id": day}, {"$addToSet": {"done": tid}})
+        await self.timer_days.update_one({"_id": timer_bucket(day, tid)}, {"$addToSet": {"done": tid}})
 
     async def clock_offset(self) -> float:
         doc = await self.control.find_one({"_id": "clock"})

@@ -244,8 +244,10 @@ class BenchResult:
             f"({self.raw.arrived}/{self.raw.published} in {self.raw.wall_s:.2f} s)",
         ]
         if self.raw_per_message is not None:
-            lines.append(f"raw transport, one event at a time per hop (like the services): "
-                         f"{self.raw_per_message.per_s:.1f} events/s")
+            one_by_one = self.profile.get("raw_per_message", {}).get("cpu", {}).get("total", {})
+            lines.append(f"raw transport, one event at a time per hop (as the services consume): "
+                         f"{self.raw_per_message.per_s:.1f} events/s, "
+                         f"{one_by_one.get('cpu_ms_per_event', 0)} CPU ms per event")
         lines += [
             f"pipeline: {self.pipeline.per_s:.1f} cases/s ({self.pipeline.arrived}/{self.pipeline.published} "
             f"routed in {self.pipeline.wall_s:.2f} s)",
@@ -771,6 +773,8 @@ async def run_bench(
         dead = await store.dead_letters_since(since)
     finally:
         await store.close()
+    with contextlib.suppress(OSError):
+        machine["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return BenchResult(
         cases=cases, hops=hops, raw=raw, raw_per_message=per_message, pipeline=pipeline,
         steady_rate=rate, steady_cases=steady_cases, steady_routed=len(steady_arrived),

@@ -61,7 +61,7 @@ def make_events(n: int, samples: list[Sample], run_id: str, rng: random.Random) 
                 name=f"{rng.choice(_SURNAMES)}{rng.choice(['先生', '女士'])}",
                 phone=f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
             )
-        location = f"{rng.choice(_PLACES)}{rng.randrange(1, 400)}号"
+        location = f"{rng.choice(_PLACES)}{rng.randrange(1, 400)}号{i + 1}室"  # the index keeps every text unique
         events.append(ChannelEvent(
             event_id=f"demo-{run_id}-{i:06d}",
             channel=sample.channel,  # type: ignore[arg-type]
