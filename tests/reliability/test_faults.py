@@ -175,26 +175,22 @@ async def test_kill_9_each_service_in_turn(healthy_after: Fleet, endpoints: infr
     await run_scenario("kill9", endpoints, db, fault)
 
 
-async def test_broker_stop_and_restart(healthy_after: Fleet, endpoints: infra.Endpoints, db: Db) -> None:
-    kafka = infra.LocalKafka(TEST_STATE, port_of(endpoints.kafka_bootstrap), progress=lambda _m: None)
+@pytest.mark.parametrize("component", ["broker", "store"])
+async def test_server_stop_and_restart(
+    component: str, healthy_after: Fleet, endpoints: infra.Endpoints, db: Db
+) -> None:
+    quiet = lambda _m: None  # noqa: E731
+    server: infra.LocalComponent = (
+        infra.LocalKafka(TEST_STATE, port_of(endpoints.kafka_bootstrap), progress=quiet) if component == "broker"
+        else infra.LocalFerretDB(TEST_STATE, port_of(endpoints.mongodb_uri), progress=quiet)
+    )
 
     async def fault() -> None:
-        await asyncio.to_thread(kafka.stop)
+        await asyncio.to_thread(server.stop)
         await asyncio.sleep(3)
-        await asyncio.to_thread(kafka.start)
+        await asyncio.to_thread(server.start)
 
-    await run_scenario("broker_restart", endpoints, db, fault)
-
-
-async def test_store_stop_and_restart(healthy_after: Fleet, endpoints: infra.Endpoints, db: Db) -> None:
-    store = infra.LocalFerretDB(TEST_STATE, port_of(endpoints.mongodb_uri), progress=lambda _m: None)
-
-    async def fault() -> None:
-        await asyncio.to_thread(store.stop)
-        await asyncio.sleep(3)
-        await asyncio.to_thread(store.start)
-
-    await run_scenario("store_restart", endpoints, db, fault)
+    await run_scenario(f"{component}_restart", endpoints, db, fault)
 
 
 async def test_two_instances_of_each_service_and_one_stops(
