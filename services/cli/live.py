@@ -23,7 +23,7 @@ async def _stream(kafka: str, rate: float) -> None:
     rng = random.Random()
     samples = load_samples()
     run_id = uuid.uuid4().hex[:8]
-    broker = KafkaBroker(kafka, client_id="triage-live")
+    broker = KafkaBroker(kafka, client_id="triage-live", logger=None)  # the routed cases are the output
 
     @broker.subscriber(topics.CASE_ROUTED, group_id=f"triage.live.{run_id}", auto_offset_reset="latest")
     async def show(event: CaseRouted) -> None:
