@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -17,6 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The pipeline in event order, with the port each serves /health and /metrics on.
 PIPELINE: dict[str, int] = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
 WITH_DESK_API: dict[str, int] = {"desk_api": 8180}
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the process that started us dies (Linux), so a killed
+    `triage` or test run leaves no service behind."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -40,6 +49,7 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             self.command,
             cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
