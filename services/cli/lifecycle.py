@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.cli.demo import load_samples, make_events, publish_events
+from shared.store import CaseStore
 
 Db = AsyncDatabase[dict[str, Any]]
 UNITS = ("police", "mediation", "visitor", "legal", "command")
@@ -77,9 +78,10 @@ async def run_lifecycle(kafka: str, mongodb: str, database: str, desk_url: str, 
     events = make_events(cases, load_samples(), uuid.uuid4().hex[:8], rng)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
     db = client[database]
+    store = CaseStore(client, database)
     desks = Desks(desk_url, {unit: token for token, unit in tokens.items()})
     try:
-        await db["control"].update_one({"_id": "clock"}, {"$set": {"offset_seconds": 0}}, upsert=True)
+        await store.set_clock_offset(0)
         sent = await publish_events(kafka, events)
 
         ids = sorted(sent)  # case ids: every complaint here opens its own case
@@ -133,7 +135,7 @@ async def run_lifecycle(kafka: str, mongodb: str, database: str, desk_url: str, 
 
         # The clock runs on: the open third meets its reminders, then its deadlines, then escalation.
         for days in (3, 10, 20, 45, 80):
-            await db["control"].update_one({"_id": "clock"}, {"$set": {"offset_seconds": days * 86400}})
+            await store.set_clock_offset(days * 86400)
             await asyncio.sleep(2.5)
 
         async def timers_done() -> bool:

@@ -200,7 +200,7 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "rejected").inc()
         return "rejected"
 
-    await _after(event, current, transition, deps, now)
+    await _after(event, current, deps, now)
     await deps.store.update_action(event.event_id, {"outcome": "applied"})
     if applied:
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "applied").inc()
@@ -234,7 +234,7 @@ def _fields_for(event: DeskAction, case: Document, t: Transition) -> dict[str, A
     return fields
 
 
-async def _after(event: DeskAction, case: Document, t: Transition, deps: FollowUp, now: datetime) -> None:
+async def _after(event: DeskAction, case: Document, deps: FollowUp, now: datetime) -> None:
     """The consequences of an applied action; each is idempotent."""
     p = event.payload
     today = local_date(now)

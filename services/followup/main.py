@@ -82,7 +82,7 @@ _scanner: asyncio.Task[None] | None = None
 async def scan_timers_forever() -> None:
     while True:
         try:
-            await service.retrying(lambda: _scan_once())
+            await service.retrying(_scan_once)
         except Exception:  # a bad timer must not stop the others from firing
             log.exception("timer scan failed")
         await asyncio.sleep(service.settings.timer_scan_seconds)

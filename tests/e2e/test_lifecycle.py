@@ -15,6 +15,7 @@ from services.cli import infra
 from services.cli.processes import Fleet
 from shared import topics
 from shared.events import case_id_for
+from shared.store import CaseStore
 from tests.conftest import channel_event, eventually, publish, token
 
 pytestmark = [pytest.mark.e2e]
@@ -147,9 +148,10 @@ async def test_timers_survive_a_follow_up_restart_and_fire_once(
     pending = await db.timers.count_documents({"case_id": cid, "state": "pending"})
     assert pending >= 3
 
+    clock = CaseStore(db.client, db.name)  # the follow-up's simulated clock lives in the store
     fleet["followup"].stop(kill=True)  # kill -9 with timers pending
     try:
-        await db["control"].update_one({"_id": "clock"}, {"$set": {"offset_seconds": 90 * 86400}}, upsert=True)
+        await clock.set_clock_offset(90 * 86400)
         fleet["followup"].start()
         fleet.wait_healthy(names=["followup"])
 
@@ -158,7 +160,7 @@ async def test_timers_survive_a_follow_up_restart_and_fire_once(
 
         await eventually(all_fired, 60, "every timer of the case to fire")
     finally:
-        await db["control"].update_one({"_id": "clock"}, {"$set": {"offset_seconds": 0}})
+        await clock.set_clock_offset(0)
 
     fired = await db.timers.count_documents({"case_id": cid, "state": "fired"})
     assert fired == pending
