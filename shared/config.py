@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     retry_initial_seconds: float = 0.2
     retry_max_seconds: float = 5.0
 
+    # Consumers take up to this many records at a time; cases of a batch run side by side (up to the
+    # concurrency), each case's events in order, and the batch's offsets are committed when all are done.
+    batch_max_records: int = Field(default=200, ge=1)
+    batch_concurrency: int = Field(default=16, ge=1)
+
     # Follow-up timers: how often the store is scanned for due timers, and how long a claim is held
     # before another instance may take the timer over (its holder presumed dead).
     timer_scan_seconds: float = Field(default=5.0, gt=0)

@@ -13,14 +13,14 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, WTimeoutError
 
 from shared.metrics import RETRIES
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 class Rejected(Exception):
@@ -44,8 +45,13 @@ class Contended(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Failures of the store or the broker that pass by themselves: worth waiting for."""
+    """Failures of the store or the broker that pass by themselves: worth waiting for.
+
+    A duplicate key is one: the store only ever upserts, so it means a concurrent upsert of the same id
+    won the race, and the retry finds its document (MongoDB's own advice for upserts)."""
     if isinstance(exc, Contended | ConnectionFailure | ExecutionTimeout | WTimeoutError | KafkaTimeoutError):
+        return True
+    if isinstance(exc, DuplicateKeyError):
         return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False))
@@ -77,6 +83,35 @@ async def retry_transient(
             log.warning("transient failure, retrying in %.1fs: %s", delay, type(exc).__name__)
             await sleep(delay)
             delay = min(delay * 2, backoff.maximum)
+
+
+# --- batches ----------------------------------------------------------------------------------------
+
+
+def chains(records: Sequence[R], keys_of: Callable[[R], Iterable[Hashable]]) -> list[list[R]]:
+    """Split a batch into chains that may run side by side: records sharing any key (a case id; for
+    intake, a complainant or a text) fall into one chain, in batch order; a record without keys is a chain
+    of its own. Chains touch disjoint documents, so running them concurrently changes no outcome."""
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[Hashable, int] = {}
+    for index, record in enumerate(records):
+        root(index)
+        for key in keys_of(record):
+            if key in owner:
+                parent[root(index)] = root(owner[key])
+            else:
+                owner[key] = index
+    grouped: dict[int, list[R]] = {}
+    for index, record in enumerate(records):
+        grouped.setdefault(root(index), []).append(record)
+    return list(grouped.values())
 
 
 # --- parsing untrusted bytes ------------------------------------------------------------------------

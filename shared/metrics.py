@@ -30,6 +30,10 @@ STAGE_SECONDS = Histogram(
     "triage_stage_seconds", "Time to process one event, by service", ["service"], registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+BATCH_RECORDS = Histogram(
+    "triage_batch_records", "Records consumed together in one batch, by service", ["service"], registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 DEADLINES_OPENED = Counter("triage_deadlines_opened", "Deadlines opened", ["rule"], registry=REGISTRY)
 TIMERS_FIRED = Counter("triage_timers_fired", "Follow-up timers fired", ["kind"], registry=REGISTRY)
 DESK_ACTIONS = Counter(

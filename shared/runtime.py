@@ -3,11 +3,14 @@ dead-letter publisher, and an ASGI app serving /health, /metrics and the AsyncAP
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from typing import Any, TypeAlias
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.response import JSONResponse
@@ -16,25 +19,48 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.publisher.usecase import DefaultPublisher
-from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from prometheus_client import make_asgi_app
 
 from shared import topics
 from shared.config import Settings, get_settings
 from shared.events import Envelope, utcnow
-from shared.handling import Backoff, DeadLetter, Rejected, Source, retry_transient
+from shared.handling import Backoff, DeadLetter, Rejected, Source, chains, retry_transient
 from shared.logging import configure_logging
-from shared.metrics import DEAD_LETTERS, REGISTRY, STAGE_SECONDS
+from shared.metrics import BATCH_RECORDS, DEAD_LETTERS, REGISTRY, STAGE_SECONDS
 from shared.store import CaseStore
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[bytes], Awaitable[None]]
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+OrderKeys = Callable[[Record], Iterable[Hashable]]
 
 
-async def _undecoded(message: StreamMessage[Any]) -> bytes:
+async def _undecoded(message: StreamMessage[Any]) -> Any:
     return message.body
+
+
+def _readable_headers(record: Record) -> Record:
+    """FastStream decodes every header as UTF-8 before a handler runs: one undecodable header would fail
+    its batch on every redelivery. Such a value is replaced (U+FFFD) so the record reaches the handler."""
+    try:
+        for _key, value in record.headers:
+            value.decode("utf-8")
+    except UnicodeDecodeError:
+        return dataclasses.replace(record, headers=[(k, v.decode("utf-8", "replace").encode())
+                                                    for k, v in record.headers])
+    return record
+
+
+async def _tolerant_parser(records: tuple[Record, ...], parse: Callable[..., Awaitable[Any]]) -> Any:
+    return await parse(tuple(_readable_headers(r) for r in records))
+
+
+def by_record_key(record: Record) -> Iterable[Hashable]:
+    """Events of one case carry its id as their key; an unkeyed record keeps its partition's order."""
+    return [record.key if record.key is not None else (record.topic, record.partition)]
 
 
 class Service:
@@ -55,6 +81,7 @@ class Service:
         )
         self.store = CaseStore.from_settings(self.settings)
         self.backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
+        self.slots = asyncio.Semaphore(self.settings.batch_concurrency)
         self.dead_letters = self.broker.publisher(
             topics.DEAD_LETTER,
             title="dead-letter",
@@ -65,16 +92,21 @@ class Service:
     def group_id(self) -> str:
         return f"{self.settings.consumer_group_prefix}.{self.name}"
 
-    def subscriber(self, topic: str, *, title: str, description: str | None = None) -> DefaultSubscriber:
-        """A consumer in this service's group that commits an offset only after its work is done.
+    def subscriber(self, topic: str, *, title: str, description: str | None = None) -> BatchSubscriber:
+        """A batch consumer in this service's group that commits offsets only after the batch's work is done
+        (see `process`).
 
-        The body reaches the handler undecoded: FastStream would otherwise parse JSON itself, before the
+        Bodies reach the handler undecoded: FastStream would otherwise parse JSON itself, before the
         handler can dead-letter what does not parse, and a nack would replay the poison message forever."""
         return self.broker.subscriber(
             topic,
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            batch=True,
+            max_records=self.settings.batch_max_records,
+            batch_timeout_ms=100,
+            parser=_tolerant_parser,
             decoder=_undecoded,
             title=title,
             description=description,
@@ -93,19 +125,35 @@ class Service:
     async def retrying(self, operation: Callable[[], Awaitable[Any]]) -> Any:
         return await retry_transient(operation, service=self.name, backoff=self.backoff)
 
-    async def process(self, message: KafkaMessage, work: Work) -> None:
-        """Run `work` on one message; retry transient failures, dead-letter the event on any other."""
-        record = message.raw_message
-        assert not isinstance(record, tuple)
+    async def process(self, message: KafkaMessage, work: Work, order_keys: OrderKeys = by_record_key) -> None:
+        """Run `work` on every record of a batch. Records sharing an order key (a case id) run one after
+        another in their order; other cases run side by side, up to `batch_concurrency` at once. This
+        returns, and FastStream commits the batch's offsets, only when every record is done: processed, or
+        dead-lettered with its reason. A crash before that redelivers the batch, and every effect is
+        idempotent, so each case is still acknowledged once done and never before."""
+        raw = message.raw_message
+        records: tuple[Record, ...] = raw if isinstance(raw, tuple) else (raw,)
+        BATCH_RECORDS.labels(self.name).observe(len(records))
+
+        async def run(chain: list[Record]) -> None:
+            async with self.slots:
+                for record in chain:
+                    await self.process_record(record, work)
+
+        await asyncio.gather(*(run(chain) for chain in chains(records, order_keys)))
+
+    async def process_record(self, record: Record, work: Work) -> None:
+        """Run `work` on one record; retry transient failures, dead-letter the event on any other."""
         source = Source(record.topic, record.partition, record.offset)
+        body = record.value or b""
         started = time.perf_counter()
         try:
-            await self.retrying(lambda: work(message.body))
+            await self.retrying(lambda: work(body))
         except Rejected as exc:
-            await self.dead_letter(source, message.body, exc.reason, exc.detail)
+            await self.dead_letter(source, body, exc.reason, exc.detail)
         except Exception as exc:  # an unforeseen failure must not stall the partition behind it
             log.exception("unexpected failure, dead-lettering", extra={"topic": source.topic})
-            await self.dead_letter(source, message.body, "unexpected_error", f"{type(exc).__name__}: {exc}")
+            await self.dead_letter(source, body, "unexpected_error", f"{type(exc).__name__}: {exc}")
         finally:
             STAGE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
 

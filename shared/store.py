@@ -12,6 +12,9 @@ filter with a second field. So:
 - a status change is compare-and-set by version: the writer claims `<case>@<version>` (a unique `_id`)
   before it writes the case, so two writers never both move a case from the same state;
 - other conditions (is this timeline entry there yet?) are checked on the document just read.
+FerretDB applies an update by reading the document and writing it back whole, so two updates of one
+document at once may lose one. Consumers never run two events of one case side by side, and the few
+documents many cases share (the timer index) are updated under a lock held for that document.
 Only operations FerretDB supports are used (no transactions, TTL indexes, change streams, `$lookup`,
 `$facet`).
 """
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +70,11 @@ def timer_id(case_id: str, rule: str, due: str, kind: str) -> str:
     return f"{case_id}:{rule}:{due}:{kind}"
 
 
+def deadline_key(rule: str) -> str:
+    """A deadline's field under `deadlines`: a dot would nest the path."""
+    return rule.replace(".", "_")
+
+
 class CaseStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         self.client = client
@@ -81,6 +90,7 @@ class CaseStore:
         self.timer_days: AsyncCollection[Document] = self.db["timer_days"]
         self.control: AsyncCollection[Document] = self.db["control"]
         self.actions: AsyncCollection[Document] = self.db["desk_actions"]
+        self._shared: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # see the module's note
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CaseStore:
@@ -154,13 +164,16 @@ class CaseStore:
         op_id: str,
         entry: Document | None = None,
         guard: Mapping[str, Any] | None = None,
+        case: Document | None = None,
     ) -> bool:
         """Move a case to `to_status` if it is in one of `from_statuses` (and matches `guard`), writing the
         timeline entry in the same update. False if the case was not in such a state, or if `entry` is
         on its timeline already (the same operation, replayed). `op_id` names the operation: a writer that
-        crashed between its claim and its write finishes the job when its event comes again."""
+        crashed between its claim and its write finishes the job when its event comes again. `case` is the
+        document as the caller just read it, saving a read (a stale one only costs a retry)."""
         for attempt in range(40):
-            case = await self.get_case(case_id)
+            if case is None or attempt > 0:
+                case = await self.get_case(case_id)
             if case is None or (entry is not None and entry["id"] in case.get("timeline_ids", [])):
                 return False
             if CaseStatus(case["status"]) not in from_statuses:
@@ -216,26 +229,54 @@ class CaseStore:
 
     # --- deadlines and timers -----------------------------------------------------------------------
 
-    async def open_deadline(self, case: Mapping[str, Any], deadline: Mapping[str, Any]) -> bool:
-        """Put a deadline on the case once (as the case just read shows); False if that rule was open."""
-        key = str(deadline["rule"]).replace(".", "_")  # a dot would nest the path
-        if key in (case.get("deadlines") or {}):
-            return False
-        result = await self.cases.update_one({"_id": case["_id"]}, {"$set": {f"deadlines.{key}": dict(deadline)}})
-        return result.modified_count == 1
+    async def open_deadlines(
+        self, case: Mapping[str, Any], deadlines: Sequence[Mapping[str, Any]], entries: Sequence[Document]
+    ) -> list[str]:
+        """Put deadlines on the case, each rule once, with their timeline entries, in one update (as the
+        case just read shows). Returns the rules opened now."""
+        open_already = case.get("deadlines") or {}
+        fresh = [d for d in deadlines if deadline_key(str(d["rule"])) not in open_already]
+        known = set(case.get("timeline_ids", []))
+        entries = [e for e in entries if e["id"] not in known]
+        if not fresh and not entries:
+            return []
+        update: Document = {}
+        if fresh:
+            update["$set"] = {f"deadlines.{deadline_key(str(d['rule']))}": dict(d) for d in fresh}
+        if entries:
+            update["$push"] = {"timeline": {"$each": list(entries)},
+                               "timeline_ids": {"$each": [e["id"] for e in entries]}}
+        await self.cases.update_one({"_id": case["_id"]}, update)
+        return [str(d["rule"]) for d in fresh]
 
-    async def schedule_timer(self, case_id: str, rule: str, due: str, kind: str, due_at: datetime) -> None:
-        """A durable timer, once, filed under the day it falls due so the scanner finds it by key."""
-        tid = timer_id(case_id, rule, due, kind)
-        day = due_at.date().isoformat()
-        await self.timers.update_one(
-            {"_id": tid},
-            {"$setOnInsert": {"case_id": case_id, "rule": rule, "due": due, "kind": kind, "due_at": due_at,
-                              "day": day, "state": "pending"}},
-            upsert=True,
-        )
-        await self.timer_days.update_one({"_id": timer_bucket(day, tid)}, {"$addToSet": {"timers": tid}}, upsert=True)
-        await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": day}}, upsert=True)
+    async def schedule_timers(self, case_id: str, timers: Iterable[tuple[str, str, str, datetime]]) -> None:
+        """Durable timers (rule, due date, kind, due at), each once, filed under the day it falls due so the
+        scanner finds it by key."""
+        filed: defaultdict[str, list[str]] = defaultdict(list)
+        writes = []
+        for rule, due, kind, due_at in timers:
+            tid = timer_id(case_id, rule, due, kind)
+            day = due_at.date().isoformat()
+            writes.append(self.timers.update_one(
+                {"_id": tid},
+                {"$setOnInsert": {"case_id": case_id, "rule": rule, "due": due, "kind": kind, "due_at": due_at,
+                                  "day": day, "state": "pending"}},
+                upsert=True,
+            ))
+            filed[timer_bucket(day, tid)].append(tid)
+        if not writes:
+            return
+        await asyncio.gather(*writes)  # the timers first: the index never names a timer that is not there
+        await asyncio.gather(*(self._add_to_shared(self.timer_days, bucket, "timers", tids)
+                               for bucket, tids in filed.items()))
+        earliest = min(bucket.split("#")[0] for bucket in filed)
+        async with self._shared["control:timer_cursor"]:
+            await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": earliest}}, upsert=True)
+
+    async def _add_to_shared(self, collection: AsyncCollection[Document], doc_id: str, field: str,
+                             values: list[str]) -> None:
+        async with self._shared[f"{collection.name}:{doc_id}"]:
+            await collection.update_one({"_id": doc_id}, {"$addToSet": {field: {"$each": values}}}, upsert=True)
 
     async def cancel_timer(self, tid: str) -> None:
         timer = await self.timers.find_one({"_id": tid}, {"state": 1})
@@ -248,7 +289,8 @@ class CaseStore:
         return str(doc["day"]) if doc else None
 
     async def move_timer_cursor(self, from_day: str, to_day: str) -> None:
-        await self.control.update_one({"_id": "timer_cursor", "day": from_day}, {"$set": {"day": to_day}})
+        async with self._shared["control:timer_cursor"]:
+            await self.control.update_one({"_id": "timer_cursor", "day": from_day}, {"$set": {"day": to_day}})
 
     async def timers_on(self, day: str) -> tuple[list[str], set[str]]:
         """The timers filed under a day, and those of them already finished."""
@@ -293,7 +335,7 @@ class CaseStore:
         await self.release_timer(timer["_id"])
 
     async def mark_timer_done(self, day: str, tid: str) -> None:
-        await self.timer_days.update_one({"_id": timer_bucket(day, tid)}, {"$addToSet": {"done": tid}})
+        await self._add_to_shared(self.timer_days, timer_bucket(day, tid), "done", [tid])
 
     async def clock_offset(self) -> float:
         doc = await self.control.find_one({"_id": "clock"})

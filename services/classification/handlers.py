@@ -34,7 +34,7 @@ async def classify(
         "risk_flags": [f.value for f in assessment.risk_flags],
         "needs_review": assessment.needs_review,
         "classified_at": now,
-    }, op_id=received.event_id, entry=entry)
+    }, op_id=received.event_id, entry=entry, case=case)
     event = received.follow_up(CaseClassified, CaseClassifiedPayload(assessment=assessment), "classified")
     await emit(event)
     if changed:

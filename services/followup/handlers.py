@@ -38,7 +38,7 @@ from shared.events import (
 )
 from shared.handling import Rejected, parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS, TIMERS_FIRED
-from shared.store import CaseStore, Document, assessment_from_document, timeline_entry, timer_id
+from shared.store import CaseStore, Document, assessment_from_document, deadline_key, timeline_entry, timer_id
 
 log = logging.getLogger(__name__)
 
@@ -59,36 +59,36 @@ class FollowUp:
         return self.calendar or default_calendar()
 
 
-def _key(rule: str) -> str:
-    return rule.replace(".", "_")
-
-
 def _open_rules(case: Document) -> list[str]:
     return [d["rule"] for d in (case.get("deadlines") or {}).values() if not d.get("met_at")]
 
 
 async def open_deadlines(deps: FollowUp, case: Document, deadlines: list[Deadline], now: datetime) -> None:
-    case_id = case["_id"]
-    for d in deadlines:
-        fresh = await deps.store.open_deadline(case, {
-            "rule": d.rule, "start": d.start.isoformat(), "due": d.due.isoformat(), "source": d.source,
-            "opened_at": now,
-        })
-        await _schedule(deps, case_id, d)
-        await deps.store.record(case_id, f"deadline:{d.rule}:{d.due.isoformat()}", now, "deadline_opened",
-                                rule=d.rule, due=d.due.isoformat(), source=d.source)
-        if fresh:
-            DEADLINES_OPENED.labels(d.rule).inc()
+    """The deadlines and their timeline entries in one write, then their timers. A redelivery schedules
+    the timers again (they are upserts), so a crash between the two loses none."""
+    opened = await deps.store.open_deadlines(case, [
+        {"rule": d.rule, "start": d.start.isoformat(), "due": d.due.isoformat(), "source": d.source, "opened_at": now}
+        for d in deadlines
+    ], [
+        timeline_entry(f"deadline:{d.rule}:{d.due.isoformat()}", now, "deadline_opened", rule=d.rule,
+                       due=d.due.isoformat(), source=d.source)
+        for d in deadlines
+    ])
+    await _schedule(deps, case["_id"], deadlines)
+    for rule in opened:
+        DEADLINES_OPENED.labels(rule).inc()
 
 
-async def _schedule(deps: FollowUp, case_id: str, d: Deadline) -> None:
-    for timer in timers_for(d, deps.cal):
-        await deps.store.schedule_timer(case_id, d.rule, d.due.isoformat(), timer.kind.value, timer.due_at)
+async def _schedule(deps: FollowUp, case_id: str, deadlines: list[Deadline]) -> None:
+    await deps.store.schedule_timers(case_id, [
+        (d.rule, d.due.isoformat(), timer.kind.value, timer.due_at)
+        for d in deadlines for timer in timers_for(d, deps.cal)
+    ])
 
 
 async def extend_visitor_deadline(deps: FollowUp, case: Document, days: int | None, now: datetime) -> None:
     """The one extension a petition may have: a later due date, and timers that follow it."""
-    field = _key("visitor.resolve")
+    field = deadline_key("visitor.resolve")
     current = (case.get("deadlines") or {}).get(field)
     if not current or current.get("met_at") or current.get("extended_by"):
         return
@@ -99,7 +99,7 @@ async def extend_visitor_deadline(deps: FollowUp, case: Document, days: int | No
     await deps.store.cases.update_one({"_id": case["_id"]}, {"$set": {
         f"deadlines.{field}.due": longer.due.isoformat(), f"deadlines.{field}.extended_by": longer.rule,
     }})
-    await _schedule(deps, case["_id"], Deadline(original.rule, original.start, longer.due, original.source))
+    await _schedule(deps, case["_id"], [Deadline(original.rule, original.start, longer.due, original.source)])
     await deps.store.record(case["_id"], f"deadline:{original.rule}:{longer.due.isoformat()}", now,
                             "deadline_extended", rule=original.rule, due=longer.due.isoformat(), source=longer.source)
 
@@ -114,10 +114,10 @@ async def meet_deadlines(deps: FollowUp, case: Document, rules: list[str], now: 
     if not rules:
         return
     await deps.store.cases.update_one(
-        {"_id": case["_id"]}, {"$set": {f"deadlines.{_key(r)}.met_at": now for r in rules}}
+        {"_id": case["_id"]}, {"$set": {f"deadlines.{deadline_key(r)}.met_at": now for r in rules}}
     )
     for rule in rules:
-        await cancel_timers(deps, case["_id"], rule, case["deadlines"][_key(rule)]["due"])
+        await cancel_timers(deps, case["_id"], rule, case["deadlines"][deadline_key(rule)]["due"])
 
 
 # --- routed cases -------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ async def ensure_routing_deadlines(deps: FollowUp, case: Document, now: datetime
         return case
     deadlines = deadlines_on_routing(Unit(case["unit"]), Category(case.get("category", "other")), case["channel"],
                                      local_date(case["routed_at"]), deps.cal)
-    if all(_key(d.rule) in (case.get("deadlines") or {}) for d in deadlines):
+    if all(deadline_key(d.rule) in (case.get("deadlines") or {}) for d in deadlines):
         return case
     await open_deadlines(deps, case, deadlines, now)
     return await deps.store.get_case(case["_id"]) or case
@@ -331,7 +331,7 @@ async def fire_due_timers(deps: FollowUp, now: datetime, real_now: datetime, own
 
 async def _fire(deps: FollowUp, timer: Document, now: datetime) -> str:
     case = await deps.store.get_case(timer["case_id"])
-    deadline = ((case or {}).get("deadlines") or {}).get(_key(timer["rule"]))
+    deadline = ((case or {}).get("deadlines") or {}).get(deadline_key(timer["rule"]))
     if case is None or deadline is None or deadline.get("met_at") or deadline.get("due") != timer["due"]:
         return "skipped"  # the step was done, or the deadline was extended: this timer no longer applies
     status = CaseStatus(case["status"])

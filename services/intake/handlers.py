@@ -44,6 +44,18 @@ def read_channel_event(body: bytes, settings: Settings) -> ChannelEvent:
     return event
 
 
+def order_keys(body: bytes, settings: Settings) -> list[str]:
+    """Reports that may repeat one another (one complainant, or the same words) are taken in turn, never
+    side by side: each must see the case the one before it opened. What does not parse has no keys."""
+    try:
+        event = read_channel_event(body, settings)
+    except Rejected:
+        return []
+    phone = event.complainant.phone if event.complainant else None
+    key = complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
+    return repeat_keys(key, normalise_text(event.text))
+
+
 async def find_open_repeat(
     store: CaseStore, fingerprint: CaseFingerprint, filed: dict[str, list[str]], window: timedelta
 ) -> RepeatMatch | None:

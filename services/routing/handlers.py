@@ -46,7 +46,7 @@ async def route_case(
         "routing_attempt": p.routing_attempt,
         "needs_review": decision.needs_review or p.assessment.needs_review,
         "routed_at": now,
-    }, op_id=classified.event_id, entry=entry)
+    }, op_id=classified.event_id, entry=entry, case=case)
     event = classified.follow_up(CaseRouted, CaseRoutedPayload(
         unit=unit,
         category=p.assessment.category,

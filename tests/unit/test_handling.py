@@ -9,7 +9,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 from pymongo.errors import AutoReconnect, DuplicateKeyError, ServerSelectionTimeoutError
 
 from shared.events import ChannelEvent
-from shared.handling import Backoff, Rejected, is_transient, parse_event, retry_transient
+from shared.handling import Backoff, Rejected, chains, is_transient, parse_event, retry_transient
 
 GOOD = {"event_id": "abc-1", "channel": "12345", "occurred_at": "2026-11-27T09:30:00+08:00", "text": "楼上漏水"}
 
@@ -61,7 +61,12 @@ def test_outages_are_transient(exc: Exception) -> None:
     assert is_transient(exc)
 
 
-@pytest.mark.parametrize("exc", [DuplicateKeyError("x"), MessageSizeTooLargeError(), ValueError("x")])
+def test_a_lost_upsert_race_is_retried() -> None:
+    # The store only upserts: a duplicate key means a concurrent upsert of the same id got there first.
+    assert is_transient(DuplicateKeyError("E11000"))
+
+
+@pytest.mark.parametrize("exc", [MessageSizeTooLargeError(), ValueError("x")])
 def test_other_failures_are_not(exc: Exception) -> None:
     assert not is_transient(exc)
 
@@ -88,3 +93,18 @@ async def test_retry_gives_up_at_once_on_a_permanent_failure() -> None:
 
     with pytest.raises(ValueError):
         await retry_transient(operation, service="t")
+
+
+def test_chains_keep_each_keys_records_in_order_and_apart_from_others() -> None:
+    batch = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5)]
+    assert chains(batch, lambda r: [r[0]]) == [[("a", 1), ("a", 3)], [("b", 2), ("b", 5)], [("c", 4)]]
+
+
+def test_chains_join_records_that_share_any_key() -> None:
+    # Intake: a report joins another's chain through the complainant, a third through the same text.
+    keys = {1: ["who:x", "text:p"], 2: ["text:q"], 3: ["who:x", "text:q"], 4: ["text:r"], 5: []}
+    assert chains([1, 2, 3, 4, 5], lambda r: keys[r]) == [[1, 2, 3], [4], [5]]
+
+
+def test_chains_of_an_empty_batch() -> None:
+    assert chains([], lambda r: [r]) == []
