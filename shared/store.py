@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -38,6 +39,7 @@ from shared.domain.triage import Assessment
 from shared.handling import Contended
 
 Document = dict[str, Any]
+T = TypeVar("T")
 MAX_KEYED_CASES = 50  # how many recent cases a repeat key remembers
 
 
@@ -58,7 +60,7 @@ def timeline_entry(entry_id: str, at: datetime, kind: str, **detail: Any) -> Doc
     return {"id": entry_id, "at": at, "kind": kind, "detail": detail}
 
 
-TIMER_BUCKETS = 16  # a day's timers are spread over this many documents, so none grows large
+TIMER_BUCKETS = 64  # a day's timers are spread over this many documents, so none grows large
 
 
 def timer_bucket(day: str, tid: str) -> str:
@@ -75,6 +77,14 @@ def deadline_key(rule: str) -> str:
     return rule.replace(".", "_")
 
 
+@dataclass
+class _Queued(Generic[T]):
+    """Changes to one shared document, waiting to go in one write."""
+
+    items: list[T] = field(default_factory=list)
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 class CaseStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         self.client = client
@@ -85,12 +95,14 @@ class CaseStore:
         self.receipts: AsyncCollection[Document] = self.db["receipts"]
         self.repeat_keys: AsyncCollection[Document] = self.db["repeat_keys"]
         self.routings: AsyncCollection[Document] = self.db["routings"]
+        self.assessments: AsyncCollection[Document] = self.db["assessments"]
         self.dead_letters: AsyncCollection[Document] = self.db["dead_letters"]
         self.timers: AsyncCollection[Document] = self.db["timers"]
         self.timer_days: AsyncCollection[Document] = self.db["timer_days"]
         self.control: AsyncCollection[Document] = self.db["control"]
         self.actions: AsyncCollection[Document] = self.db["desk_actions"]
         self._shared: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # see the module's note
+        self._queued: dict[str, _Queued[Any]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CaseStore:
@@ -213,6 +225,20 @@ class CaseStore:
         )
         return result.modified_count == 1
 
+    # --- classification -----------------------------------------------------------------------------
+
+    async def record_assessment(self, case_id: str, assessment: Assessment) -> None:
+        """The whole assessment with its reasons, beside the case: the case keeps the conclusions, and stays
+        small for the many reads and writes after classification."""
+        await self.assessments.update_one({"_id": case_id}, {"$set": assessment_document(assessment)}, upsert=True)
+
+    async def get_assessment(self, case_id: str) -> Assessment | None:
+        doc = await self.assessments.find_one({"_id": case_id})
+        if doc is None:
+            return None
+        doc.pop("_id")
+        return assessment_from_document(doc)
+
     # --- routing ------------------------------------------------------------------------------------
 
     async def record_routing(self, case_id: str, attempt: int, decision: Mapping[str, Any]) -> bool:
@@ -267,16 +293,46 @@ class CaseStore:
         if not writes:
             return
         await asyncio.gather(*writes)  # the timers first: the index never names a timer that is not there
-        await asyncio.gather(*(self._add_to_shared(self.timer_days, bucket, "timers", tids)
-                               for bucket, tids in filed.items()))
-        earliest = min(bucket.split("#")[0] for bucket in filed)
-        async with self._shared["control:timer_cursor"]:
-            await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": earliest}}, upsert=True)
+        await asyncio.gather(*(self._file_timers(bucket, "timers", tids) for bucket, tids in filed.items()))
+        await self._lower_timer_cursor(min(bucket.split("#")[0] for bucket in filed))
 
-    async def _add_to_shared(self, collection: AsyncCollection[Document], doc_id: str, field: str,
-                             values: list[str]) -> None:
-        async with self._shared[f"{collection.name}:{doc_id}"]:
-            await collection.update_one({"_id": doc_id}, {"$addToSet": {field: {"$each": values}}}, upsert=True)
+    async def _together(self, key: str, change: T, write: Callable[[list[T]], Awaitable[Any]]) -> None:
+        """Apply `change` to a document many cases share. Its writes are serialized (FerretDB rewrites a
+        document whole, so two at once could lose one), and the changes queued meanwhile go in one write:
+        a group commit, so a busy consumer does not wait in line once per case."""
+        queued = self._queued.get(key)
+        if queued is None:
+            queued = self._queued[key] = _Queued()
+        queued.items.append(change)
+        async with self._shared[key]:
+            if self._queued.get(key) is queued:  # nobody has written these changes yet
+                del self._queued[key]
+                try:
+                    await write(queued.items)
+                    queued.done.set_result(None)
+                except Exception as exc:  # every waiter sees it, and retries its own change
+                    queued.done.set_exception(exc)
+                except BaseException:  # cancelled: the others retry rather than wait forever
+                    queued.done.set_exception(Contended(f"the write of {key} was cancelled"))
+                    queued.done.exception()  # retrieved here, should nobody else be waiting
+                    raise
+        await queued.done
+
+    async def _file_timers(self, bucket: str, field_name: str, tids: list[str]) -> None:
+        async def write(changes: list[tuple[str, list[str]]]) -> None:
+            fields: defaultdict[str, list[str]] = defaultdict(list)
+            for name, values in changes:
+                fields[name].extend(values)
+            adds = {name: {"$each": values} for name, values in fields.items()}
+            await self.timer_days.update_one({"_id": bucket}, {"$addToSet": adds}, upsert=True)
+
+        await self._together(f"timer_days:{bucket}", (field_name, tids), write)
+
+    async def _lower_timer_cursor(self, day: str) -> None:
+        async def write(days: list[str]) -> None:
+            await self.control.update_one({"_id": "timer_cursor"}, {"$min": {"day": min(days)}}, upsert=True)
+
+        await self._together("control:timer_cursor", day, write)
 
     async def cancel_timer(self, tid: str) -> None:
         timer = await self.timers.find_one({"_id": tid}, {"state": 1})
@@ -289,7 +345,7 @@ class CaseStore:
         return str(doc["day"]) if doc else None
 
     async def move_timer_cursor(self, from_day: str, to_day: str) -> None:
-        async with self._shared["control:timer_cursor"]:
+        async with self._shared["control:timer_cursor"]:  # the same lock as _lower_timer_cursor's writes
             await self.control.update_one({"_id": "timer_cursor", "day": from_day}, {"$set": {"day": to_day}})
 
     async def timers_on(self, day: str) -> tuple[list[str], set[str]]:
@@ -335,7 +391,7 @@ class CaseStore:
         await self.release_timer(timer["_id"])
 
     async def mark_timer_done(self, day: str, tid: str) -> None:
-        await self._add_to_shared(self.timer_days, timer_bucket(day, tid), "done", [tid])
+        await self._file_timers(timer_bucket(day, tid), "done", [tid])
 
     async def clock_offset(self) -> float:
         doc = await self.control.find_one({"_id": "clock"})

@@ -10,7 +10,7 @@ from shared.domain.classification import Classifier
 from shared.events import CaseClassified, CaseClassifiedPayload, CaseReceived
 from shared.handling import parse_event
 from shared.metrics import CASES_CLASSIFIED
-from shared.store import CaseStore, assessment_document, timeline_entry
+from shared.store import CaseStore, timeline_entry
 
 Emit = Callable[[CaseClassified], Awaitable[None]]
 
@@ -27,9 +27,10 @@ async def classify(
     assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=repeats)
     entry = timeline_entry(f"classified:{received.event_id}", now, "classified", category=assessment.category.value,
                            urgency=assessment.urgency.value, confidence=round(assessment.confidence, 3))
+    await store.record_assessment(case_id, assessment)
     changed = await store.advance(case_id, {CaseStatus.RECEIVED}, CaseStatus.CLASSIFIED, {
-        "assessment": assessment_document(assessment),
         "category": assessment.category.value,
+        "confidence": round(assessment.confidence, 3),
         "urgency": assessment.urgency.value,
         "risk_flags": [f.value for f in assessment.risk_flags],
         "needs_review": assessment.needs_review,

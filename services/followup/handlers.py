@@ -38,7 +38,7 @@ from shared.events import (
 )
 from shared.handling import Rejected, parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS, TIMERS_FIRED
-from shared.store import CaseStore, Document, assessment_from_document, deadline_key, timeline_entry, timer_id
+from shared.store import CaseStore, Document, deadline_key, timeline_entry, timer_id
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,9 @@ async def _after(event: DeskAction, case: Document, deps: FollowUp, now: datetim
         case Action.HAND_BACK:
             # The citizen's 12345 clock keeps running across re-routing; the unit's own limits do not.
             await meet_deadlines(deps, case, [r for r in _open_rules(case) if not r.startswith("hotline.")], now)
-            assessment = assessment_from_document(case["assessment"])
+            assessment = await deps.store.get_assessment(case["_id"])
+            if assessment is None:
+                raise Rejected("assessment_missing", f"case {case['_id']} has no stored assessment to route again")
             await deps.reroute(event.follow_up(CaseClassified, CaseClassifiedPayload(
                 assessment=assessment,
                 routing_attempt=int(case.get("routing_attempt", 0)) + 1,

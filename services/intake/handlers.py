@@ -57,18 +57,23 @@ def order_keys(body: bytes, settings: Settings) -> list[str]:
 
 
 async def find_open_repeat(
-    store: CaseStore, fingerprint: CaseFingerprint, filed: dict[str, list[str]], window: timedelta
+    store: CaseStore, report: str, key: str | None, text: str, now: datetime, filed: dict[str, list[str]],
+    window: timedelta,
 ) -> RepeatMatch | None:
-    """Compare a new report with the open cases filed under the same keys."""
+    """Compare a new report with the open cases filed under the same keys. Signatures are computed from
+    the texts here, only when there is something to compare: most reports have no candidates, and a case
+    document without a signature is smaller to read and write at every later step."""
     ids = list(dict.fromkeys(c for cases in filed.values() for c in cases[-CANDIDATES:]))
     candidates = []
     for case_id in ids:
-        doc = await store.cases.find_one({"_id": case_id}, {"status": 1, "signature": 1, "complainant_key": 1,
+        doc = await store.cases.find_one({"_id": case_id}, {"status": 1, "text": 1, "complainant_key": 1,
                                                              "received_at": 1})
-        if doc and doc.get("signature") and CaseStatus(doc["status"]) in OPEN_STATUSES:
-            candidates.append(CaseFingerprint(case_id, doc.get("complainant_key"), doc["signature"],
+        if doc and CaseStatus(doc["status"]) in OPEN_STATUSES:
+            candidates.append(CaseFingerprint(case_id, doc.get("complainant_key"), text_signature(doc.get("text", "")),
                                               doc["received_at"]))
-    return find_repeat(fingerprint, candidates, window)
+    if not candidates:
+        return None
+    return find_repeat(CaseFingerprint(report, key, text_signature(text), now), candidates, window)
 
 
 async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime) -> str:
@@ -79,12 +84,11 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
     phone = event.complainant.phone if event.complainant else None
     key = complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
     own_case_id = case_id_for(event.channel, event.event_id)
-    signature = text_signature(text)
     filed = await store.cases_under(repeat_keys(key, text))
 
     known = await store.receipts.find_one({"_id": receipt})
     if known is None:
-        match = await find_open_repeat(store, CaseFingerprint(own_case_id, key, signature, now), filed,
+        match = await find_open_repeat(store, own_case_id, key, text, now, filed,
                                        timedelta(days=settings.repeat_window_days))
         target = match.case_id if match else own_case_id
     else:
@@ -105,7 +109,6 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
         "external_ref": event.external_ref,
         "complainant": event.complainant.model_dump(exclude_none=True) if event.complainant else None,
         "complainant_key": key,
-        "signature": signature,
         "occurred_at": event.occurred_at,
         "received_at": now,
         "repeat_count": 0,
