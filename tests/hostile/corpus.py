@@ -297,6 +297,9 @@ CORPUS: tuple[HostileInput, ...] = (
     # --- operator-looking values are legitimate text ------------------------------------------------
     HostileInput("value-where", event("$where"), Routed({"text": "$where"})),
     HostileInput("value-gt-braces", event("{$gt: 1}"), Routed({"text": "{$gt: 1}"})),
+    # FastStream decodes every header as UTF-8 before the handler: this one once failed its batch forever.
+    HostileInput("header-not-utf8", event("邻居家空调外机正对我家窗户，噪音很大"),
+                 Routed({"text": "邻居家空调外机正对我家窗户，噪音很大"}), headers=(("x-upstream", b"\xff\xfe\x80"),)),
     HostileInput("value-json-operator", event('{"$gt": ""}', complainant={"name": "$ne"}, location="{$where: 1}",
                                               external_ref="$regex.a.b"),
                  Routed({"text": '{"$gt": ""}', "complainant": {"name": "$ne"}, "location": "{$where: 1}",
