@@ -152,7 +152,9 @@ class CaseStore:
 
     async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]:
         """The recent cases filed under each repeat key, oldest first."""
-        return {key: list((await self.repeat_keys.find_one({"_id": key}) or {}).get("cases", [])) for key in keys}
+        keys = list(keys)
+        docs = await asyncio.gather(*(self.repeat_keys.find_one({"_id": key}) for key in keys))
+        return {key: list((doc or {}).get("cases", [])) for key, doc in zip(keys, docs, strict=True)}
 
     async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None:
         """File a case under its repeat keys; a key remembers only its most recent cases, so a flood of

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -20,7 +21,13 @@ func main() {
 	// WAL (FerretDB's default journal) with synchronous=NORMAL survives a crash of any process and
 	// skips an fsync per commit; only a power cut may lose the last commits. Production runs MongoDB.
 	synchronous := flag.String("synchronous", "normal", "SQLite synchronous pragma: off, normal, full or extra")
+	// FerretDB allocates a great deal per request (documents are decoded from JSON each time): collecting
+	// garbage less often cut its CPU per operation by a fifth to a third here, for some 15 MB more memory.
+	gcPercent := flag.Int("gc-percent", 400, "Go GC target percentage (GOGC), unless GOGC is set")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gcPercent)
+	}
 
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {

@@ -245,7 +245,7 @@ class BenchResult:
         ]
         if self.raw_per_message is not None:
             one_by_one = self.profile.get("raw_per_message", {}).get("cpu", {}).get("total", {})
-            lines.append(f"raw transport, one event at a time per hop (as the services consume): "
+            lines.append(f"raw transport, one event at a time per hop: "
                          f"{self.raw_per_message.per_s:.1f} events/s, "
                          f"{one_by_one.get('cpu_ms_per_event', 0)} CPU ms per event")
         lines += [
@@ -426,7 +426,7 @@ class Relay:
             batches = await self.consumer.getmany(timeout_ms=100, max_records=1000)
             if not batches:
                 continue
-            if self.per_message:  # as a service's subscriber does: publish, await the ack, commit, next
+            if self.per_message:  # publish, await the ack, commit, next
                 for tp, records in batches.items():
                     for record in records:
                         await (await self.producer.send(self.dest, record.value, key=record.key))

@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="offer the steady load this long (default: up to a minute) and report memory")
     p.add_argument("--hops", type=positive_int, default=4, help="relay hops of the raw transport (default 4)")
     p.add_argument("--raw-per-message", action="store_true",
-                   help="also relay one event at a time per hop, as the services consume")
+                   help="also relay one event at a time per hop (publish, await the ack, commit, next)")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_cmd_bench)
 

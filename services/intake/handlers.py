@@ -86,7 +86,9 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
     own_case_id = case_id_for(event.channel, event.event_id)
     filed = await store.cases_under(repeat_keys(key, text))
 
-    known = await store.receipts.find_one({"_id": receipt})
+    # A redelivered event keeps the case it was first given; with no case filed under its keys there is no
+    # search to save, and the claim below returns that case anyway.
+    known = await store.receipts.find_one({"_id": receipt}) if any(filed.values()) else None
     if known is None:
         match = await find_open_repeat(store, own_case_id, key, text, now, filed,
                                        timedelta(days=settings.repeat_window_days))
