@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from shared.config import Settings
 from shared.domain.case import OPEN_STATUSES, CaseStatus
@@ -44,6 +45,12 @@ def read_channel_event(body: bytes, settings: Settings) -> ChannelEvent:
     return event
 
 
+def key_of(event: ChannelEvent, settings: Settings) -> str | None:
+    """The keyed hash of the complainant's phone number, if the event gives one."""
+    phone = event.complainant.phone if event.complainant else None
+    return complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
+
+
 def order_keys(body: bytes, settings: Settings) -> list[str]:
     """Reports that may repeat one another (one complainant, or the same words) are taken in turn, never
     side by side: each must see the case the one before it opened. What does not parse has no keys."""
@@ -51,9 +58,13 @@ def order_keys(body: bytes, settings: Settings) -> list[str]:
         event = read_channel_event(body, settings)
     except Rejected:
         return []
-    phone = event.complainant.phone if event.complainant else None
-    key = complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
-    return repeat_keys(key, normalise_text(event.text))
+    return repeat_keys(key_of(event, settings), normalise_text(event.text))
+
+
+@lru_cache(maxsize=4096)
+def signature_of(text: str) -> tuple[int, ...]:
+    """A case's text never changes: a flood of reports compared with the same open cases hashes each once."""
+    return tuple(text_signature(text))
 
 
 async def find_open_repeat(
@@ -69,11 +80,11 @@ async def find_open_repeat(
         doc = await store.cases.find_one({"_id": case_id}, {"status": 1, "text": 1, "complainant_key": 1,
                                                              "received_at": 1})
         if doc and CaseStatus(doc["status"]) in OPEN_STATUSES:
-            candidates.append(CaseFingerprint(case_id, doc.get("complainant_key"), text_signature(doc.get("text", "")),
+            candidates.append(CaseFingerprint(case_id, doc.get("complainant_key"), signature_of(doc.get("text", "")),
                                               doc["received_at"]))
     if not candidates:
         return None
-    return find_repeat(CaseFingerprint(report, key, text_signature(text), now), candidates, window)
+    return find_repeat(CaseFingerprint(report, key, signature_of(text), now), candidates, window)
 
 
 async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime) -> str:
@@ -81,8 +92,7 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
     event = read_channel_event(body, settings)
     text = normalise_text(event.text)
     receipt = f"{event.channel.value}:{event.event_id}"
-    phone = event.complainant.phone if event.complainant else None
-    key = complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
+    key = key_of(event, settings)
     own_case_id = case_id_for(event.channel, event.event_id)
     filed = await store.cases_under(repeat_keys(key, text))
 
