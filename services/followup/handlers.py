@@ -128,6 +128,8 @@ async def on_routed(body: bytes, deps: FollowUp, now: datetime) -> None:
     p = routed.payload
     on = local_date(routed.occurred_at)
     deadlines = deadlines_on_routing(p.unit, p.category, routed.source_channel.value, on, deps.cal)
+    if not deadlines:  # no limit starts at routing for this unit and channel: nothing to read or write
+        return
     case = await deps.store.get_case(routed.case_id)
     if case is None:
         raise Rejected("unknown_case", f"no case {routed.case_id}")
