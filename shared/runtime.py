@@ -42,16 +42,24 @@ async def _undecoded(message: StreamMessage[Any]) -> Any:
     return message.body
 
 
-def _readable_headers(record: Record) -> Record:
-    """FastStream decodes every header as UTF-8 before a handler runs: one undecodable header would fail
-    its batch on every redelivery. Such a value is replaced (U+FFFD) so the record reaches the handler."""
+def _readable(value: bytes | None) -> bool:
+    if value is None:  # Kafka allows a header without a value
+        return False
     try:
-        for _key, value in record.headers:
-            value.decode("utf-8")
+        value.decode("utf-8")
     except UnicodeDecodeError:
-        return dataclasses.replace(record, headers=[(k, v.decode("utf-8", "replace").encode())
-                                                    for k, v in record.headers])
-    return record
+        return False
+    return True
+
+
+def _readable_headers(record: Record) -> Record:
+    """FastStream decodes every header value as UTF-8 before a handler runs, and a parser that fails loses
+    its batch (nothing is nacked). A value that is missing or not UTF-8 is replaced (U+FFFD), so the
+    record reaches the handler like any other."""
+    if all(_readable(value) for _key, value in record.headers):
+        return record
+    return dataclasses.replace(record, headers=[(key, (value or b"").decode("utf-8", "replace").encode())
+                                                for key, value in record.headers])
 
 
 async def _tolerant_parser(records: tuple[Record, ...], parse: Callable[..., Awaitable[Any]]) -> Any:
@@ -140,7 +148,13 @@ class Service:
                 for record in chain:
                     await self.process_record(record, work)
 
-        await asyncio.gather(*(run(chain) for chain in chains(records, order_keys)))
+        # Every chain finishes before this returns or raises: a batch nacked for redelivery must not still
+        # be running here, or one case would be processed twice at once.
+        outcomes = await asyncio.gather(*(run(chain) for chain in chains(records, order_keys)),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def process_record(self, record: Record, work: Work) -> None:
         """Run `work` on one record; retry transient failures, dead-letter the event on any other."""

@@ -13,8 +13,10 @@ filter with a second field. So:
   before it writes the case, so two writers never both move a case from the same state;
 - other conditions (is this timeline entry there yet?) are checked on the document just read.
 FerretDB applies an update by reading the document and writing it back whole, so two updates of one
-document at once may lose one. Consumers never run two events of one case side by side, and the few
-documents many cases share (the timer index) are updated under a lock held for that document.
+document at once may lose one. A consumer never runs two events of one case side by side; where two
+paths in one process may still meet on a case (a repeat joining it, the follow-up's subscribers and its
+timer scanner) they hold `exclusive(case_id)`, and the few documents many cases share (the timer index)
+are written under their own lock, group-committed.
 Only operations FerretDB supports are used (no transactions, TTL indexes, change streams, `$lookup`,
 `$facet`).
 """
@@ -24,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
@@ -77,6 +80,31 @@ def deadline_key(rule: str) -> str:
     return rule.replace(".", "_")
 
 
+class KeyedLocks:
+    """One asyncio lock per key, kept only while someone holds or awaits it (so no lock per case forever)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            _, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 @dataclass
 class _Queued(Generic[T]):
     """Changes to one shared document, waiting to go in one write."""
@@ -101,7 +129,7 @@ class CaseStore:
         self.timer_days: AsyncCollection[Document] = self.db["timer_days"]
         self.control: AsyncCollection[Document] = self.db["control"]
         self.actions: AsyncCollection[Document] = self.db["desk_actions"]
-        self._shared: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # see the module's note
+        self._locks = KeyedLocks()  # see the module's note
         self._queued: dict[str, _Queued[Any]] = {}
 
     @classmethod
@@ -209,6 +237,10 @@ class CaseStore:
             return True
         raise Contended(f"case {case_id} stayed claimed by another writer")
 
+    def exclusive(self, case_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold a case against other work on it in this process (see the module's note)."""
+        return self._locks.hold(f"case:{case_id}")
+
     async def get_case(self, case_id: str) -> Document | None:
         return await self.cases.find_one({"_id": case_id})
 
@@ -229,10 +261,17 @@ class CaseStore:
 
     # --- classification -----------------------------------------------------------------------------
 
-    async def record_assessment(self, case_id: str, assessment: Assessment) -> None:
-        """The whole assessment with its reasons, beside the case: the case keeps the conclusions, and stays
-        small for the many reads and writes after classification."""
-        await self.assessments.update_one({"_id": case_id}, {"$set": assessment_document(assessment)}, upsert=True)
+    async def record_assessment(self, case_id: str, assessment: Assessment) -> Assessment:
+        """The whole assessment with its reasons, beside the case (which keeps the conclusions and stays small
+        for the many reads and writes after classification). Decided once: a replay, which may see more
+        repeats than the first time did, gets the first assessment back."""
+        doc = await self.assessments.find_one_and_update(
+            {"_id": case_id}, {"$setOnInsert": assessment_document(assessment)},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # an upsert always returns the document
+        doc.pop("_id")
+        return assessment_from_document(doc)
 
     async def get_assessment(self, case_id: str) -> Assessment | None:
         doc = await self.assessments.find_one({"_id": case_id})
@@ -277,14 +316,16 @@ class CaseStore:
         await self.cases.update_one({"_id": case["_id"]}, update)
         return [str(d["rule"]) for d in fresh]
 
-    async def schedule_timers(self, case_id: str, timers: Iterable[tuple[str, str, str, datetime]]) -> None:
+    async def schedule_timers(
+        self, case_id: str, timers: Iterable[tuple[str, str, str, datetime]], today: date
+    ) -> None:
         """Durable timers (rule, due date, kind, due at), each once, filed under the day it falls due so the
-        scanner finds it by key."""
+        scanner finds it by key; one already overdue is filed under today, a day the scanner has not left."""
         filed: defaultdict[str, list[str]] = defaultdict(list)
         writes = []
         for rule, due, kind, due_at in timers:
             tid = timer_id(case_id, rule, due, kind)
-            day = due_at.date().isoformat()
+            day = max(due_at.date(), today).isoformat()
             writes.append(self.timers.update_one(
                 {"_id": tid},
                 {"$setOnInsert": {"case_id": case_id, "rule": rule, "due": due, "kind": kind, "due_at": due_at,
@@ -306,7 +347,7 @@ class CaseStore:
         if queued is None:
             queued = self._queued[key] = _Queued()
         queued.items.append(change)
-        async with self._shared[key]:
+        async with self._locks.hold(key):
             if self._queued.get(key) is queued:  # nobody has written these changes yet
                 del self._queued[key]
                 try:
@@ -347,7 +388,7 @@ class CaseStore:
         return str(doc["day"]) if doc else None
 
     async def move_timer_cursor(self, from_day: str, to_day: str) -> None:
-        async with self._shared["control:timer_cursor"]:  # the same lock as _lower_timer_cursor's writes
+        async with self._locks.hold("control:timer_cursor"):  # the same lock as _lower_timer_cursor's writes
             await self.control.update_one({"_id": "timer_cursor", "day": from_day}, {"$set": {"day": to_day}})
 
     async def timers_on(self, day: str) -> tuple[list[str], set[str]]:

@@ -24,10 +24,11 @@ async def classify(
     # Repeat reports may have joined the case since it was received: they count towards its urgency.
     case = await store.get_case(case_id)
     repeats = max(p.repeat_count, int((case or {}).get("repeat_count", 0)))
-    assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=repeats)
+    assessment = await store.record_assessment(
+        case_id, classifier.assess(p.text, received.source_channel.value, repeat_count=repeats)
+    )
     entry = timeline_entry(f"classified:{received.event_id}", now, "classified", category=assessment.category.value,
                            urgency=assessment.urgency.value, confidence=round(assessment.confidence, 3))
-    await store.record_assessment(case_id, assessment)
     changed = await store.advance(case_id, {CaseStatus.RECEIVED}, CaseStatus.CLASSIFIED, {
         "category": assessment.category.value,
         "confidence": round(assessment.confidence, 3),

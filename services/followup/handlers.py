@@ -38,7 +38,7 @@ from shared.events import (
 )
 from shared.handling import Rejected, parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS, TIMERS_FIRED
-from shared.store import CaseStore, Document, deadline_key, timeline_entry, timer_id
+from shared.store import CaseStore, Document, assessment_from_document, deadline_key, timeline_entry, timer_id
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,16 @@ async def open_deadlines(deps: FollowUp, case: Document, deadlines: list[Deadlin
                        due=d.due.isoformat(), source=d.source)
         for d in deadlines
     ])
-    await _schedule(deps, case["_id"], deadlines)
+    await _schedule(deps, case["_id"], deadlines, now)
     for rule in opened:
         DEADLINES_OPENED.labels(rule).inc()
 
 
-async def _schedule(deps: FollowUp, case_id: str, deadlines: list[Deadline]) -> None:
+async def _schedule(deps: FollowUp, case_id: str, deadlines: list[Deadline], now: datetime) -> None:
     await deps.store.schedule_timers(case_id, [
         (d.rule, d.due.isoformat(), timer.kind.value, timer.due_at)
         for d in deadlines for timer in timers_for(d, deps.cal)
-    ])
+    ], local_date(now))
 
 
 async def extend_visitor_deadline(deps: FollowUp, case: Document, days: int | None, now: datetime) -> None:
@@ -99,7 +99,7 @@ async def extend_visitor_deadline(deps: FollowUp, case: Document, days: int | No
     await deps.store.cases.update_one({"_id": case["_id"]}, {"$set": {
         f"deadlines.{field}.due": longer.due.isoformat(), f"deadlines.{field}.extended_by": longer.rule,
     }})
-    await _schedule(deps, case["_id"], [Deadline(original.rule, original.start, longer.due, original.source)])
+    await _schedule(deps, case["_id"], [Deadline(original.rule, original.start, longer.due, original.source)], now)
     await deps.store.record(case["_id"], f"deadline:{original.rule}:{longer.due.isoformat()}", now,
                             "deadline_extended", rule=original.rule, due=longer.due.isoformat(), source=longer.source)
 
@@ -130,10 +130,11 @@ async def on_routed(body: bytes, deps: FollowUp, now: datetime) -> None:
     deadlines = deadlines_on_routing(p.unit, p.category, routed.source_channel.value, on, deps.cal)
     if not deadlines:  # no limit starts at routing for this unit and channel: nothing to read or write
         return
-    case = await deps.store.get_case(routed.case_id)
-    if case is None:
-        raise Rejected("unknown_case", f"no case {routed.case_id}")
-    await open_deadlines(deps, case, deadlines, now)
+    async with deps.store.exclusive(routed.case_id):  # a desk's action on the case may be running too
+        case = await deps.store.get_case(routed.case_id)
+        if case is None:
+            raise Rejected("unknown_case", f"no case {routed.case_id}")
+        await open_deadlines(deps, case, deadlines, now)
 
 
 async def ensure_routing_deadlines(deps: FollowUp, case: Document, now: datetime) -> Document:
@@ -155,6 +156,11 @@ async def ensure_routing_deadlines(deps: FollowUp, case: Document, now: datetime
 async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     """Check the action against the case's state, apply it, record the outcome; returns the outcome."""
     event = parse_event(body, DeskAction, max_bytes=deps.max_bytes)
+    async with deps.store.exclusive(event.case_id):  # its routed event or a timer may be at the case too
+        return await _apply_desk_action(event, deps, now)
+
+
+async def _apply_desk_action(event: DeskAction, deps: FollowUp, now: datetime) -> str:
     p = event.payload
     case = await deps.store.get_case(event.case_id)
     base = {"case_id": event.case_id, "unit": p.unit.value, "action": p.action.value, "actor": p.actor, "at": now}
@@ -251,6 +257,8 @@ async def _after(event: DeskAction, case: Document, deps: FollowUp, now: datetim
             # The citizen's 12345 clock keeps running across re-routing; the unit's own limits do not.
             await meet_deadlines(deps, case, [r for r in _open_rules(case) if not r.startswith("hotline.")], now)
             assessment = await deps.store.get_assessment(case["_id"])
+            if assessment is None and case.get("assessment"):  # classified before assessments moved out
+                assessment = assessment_from_document(case["assessment"])
             if assessment is None:
                 raise Rejected("assessment_missing", f"case {case['_id']} has no stored assessment to route again")
             await deps.reroute(event.follow_up(CaseClassified, CaseClassifiedPayload(
@@ -322,11 +330,14 @@ async def fire_due_timers(deps: FollowUp, now: datetime, real_now: datetime, own
             if timer is None or timer["state"] in _FINISHED:
                 await deps.store.release_timer(tid)
                 continue
-            outcome = await _fire(deps, timer, now)
+            async with deps.store.exclusive(timer["case_id"]):
+                outcome = await _fire(deps, timer, now)
             await deps.store.finish_timer(timer, outcome, now)
             TIMERS_FIRED.labels(f"{timer['kind']}:{outcome}").inc()
             fired += outcome == "fired"
-        movable = movable and not unfinished and day < today
+        # Timers are filed under the filer's today or later, never an earlier day. The cursor leaves a day
+        # only once the next one has passed too, so a timer filed late on a day is there to be found.
+        movable = movable and not unfinished and day < today - timedelta(days=1)
         if movable:
             await deps.store.move_timer_cursor(key, (day + timedelta(days=1)).isoformat())
         day += timedelta(days=1)

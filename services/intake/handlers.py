@@ -108,7 +108,8 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
     case_id, first_time = await store.claim_receipt(receipt, target, own_case_id, now)
 
     if case_id != own_case_id:
-        await join_case(store, case_id, receipt, event, now, match)
+        async with store.exclusive(case_id):  # reports under other keys may be joining it side by side
+            await join_case(store, case_id, receipt, event, now, match)
         CASES_RECEIVED.labels(event.channel.value, "merged" if first_time else "redelivered").inc()
         return case_id
 

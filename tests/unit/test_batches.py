@@ -7,6 +7,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord
 from faststream.kafka import TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -14,7 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 from shared import topics
 from shared.config import Settings
 from shared.handling import Rejected
-from shared.runtime import Service
+from shared.runtime import Service, _readable_headers
 
 
 class LettersOnly:
@@ -98,3 +99,33 @@ async def test_no_more_cases_at_once_than_the_concurrency() -> None:
     batch = tuple(record(f"e{i}".encode(), f"case-{i}".encode(), i) for i in range(10))
     await service.process(SimpleNamespace(raw_message=batch), work)  # type: ignore[arg-type]
     assert most == 2
+
+
+async def test_a_failing_batch_fails_only_once_every_case_in_it_has_stopped() -> None:
+    # FastStream rewinds a failed batch for redelivery: no case of it may still be running here by then.
+    service = Service("unit-batch", Settings(batch_concurrency=4))
+    finished: list[bytes] = []
+
+    async def work(body: bytes) -> None:
+        if body == b"poison":
+            raise Rejected("malformed_json", "not JSON")
+        await asyncio.sleep(0.05)
+        finished.append(body)
+
+    async def dead_letter_refused(*_args: object) -> None:
+        raise RuntimeError("the dead-letter topic refused the record")
+
+    service.dead_letter = dead_letter_refused  # type: ignore[method-assign]
+    batch = (record(b"poison", b"A", 0), record(b"slow", b"B", 1))
+    with pytest.raises(RuntimeError):
+        await service.process(SimpleNamespace(raw_message=batch), work)  # type: ignore[arg-type]
+    assert finished == [b"slow"]
+
+
+def test_header_values_that_are_missing_or_not_utf8_are_replaced() -> None:
+    raw = ConsumerRecord("t", 0, 0, 0, 0, None, b"{}", None, 0, 2, [("a", None), ("b", b"\xff"), ("c", b"ok")])
+    cleaned = _readable_headers(raw)
+    assert cleaned.headers == [("a", b""), ("b", "\ufffd".encode()), ("c", b"ok")]
+    assert cleaned.value == raw.value and cleaned.offset == raw.offset
+    readable = record(b"{}", b"k", 1)
+    assert _readable_headers(readable) is readable

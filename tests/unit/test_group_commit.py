@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.store import CaseStore, Document
+from shared.store import CaseStore, Document, KeyedLocks
 
 
 @pytest.fixture
@@ -56,3 +56,28 @@ async def test_other_documents_are_not_held_up(store: CaseStore) -> None:
     await asyncio.wait_for(store._together("b", 2, quick), timeout=5)
     release.set()
     await blocked
+
+
+async def test_a_keyed_lock_excludes_and_is_forgotten_when_free() -> None:
+    locks = KeyedLocks()
+    inside: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with locks.hold("case:1"):
+            inside.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            inside.append(f"{name} out")
+
+    await asyncio.gather(hold("a"), hold("b"))
+    assert inside in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+    assert len(locks) == 0  # no lock kept for every case ever seen
+
+
+async def test_a_failure_inside_a_keyed_lock_releases_it() -> None:
+    locks = KeyedLocks()
+    with pytest.raises(ValueError):
+        async with locks.hold("k"):
+            raise ValueError("boom")
+    async with asyncio.timeout(1), locks.hold("k"):
+        pass
+    assert len(locks) == 0
