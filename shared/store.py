@@ -54,7 +54,7 @@ def assessment_document(assessment: Assessment) -> Document:
 
 
 def assessment_from_document(doc: Mapping[str, Any]) -> Assessment:
-    data = dict(doc)
+    data = {k: v for k, v in doc.items() if k != "_id"}  # kept under the case's id in `assessments`
     data["top_categories"] = [(s["category"], s["probability"]) for s in data.get("top_categories", [])]
     return Assessment.model_validate(data)
 
@@ -270,15 +270,11 @@ class CaseStore:
             upsert=True, return_document=ReturnDocument.AFTER,
         )
         assert doc is not None  # an upsert always returns the document
-        doc.pop("_id")
         return assessment_from_document(doc)
 
     async def get_assessment(self, case_id: str) -> Assessment | None:
         doc = await self.assessments.find_one({"_id": case_id})
-        if doc is None:
-            return None
-        doc.pop("_id")
-        return assessment_from_document(doc)
+        return assessment_from_document(doc) if doc else None
 
     # --- routing ------------------------------------------------------------------------------------
 
@@ -322,6 +318,7 @@ class CaseStore:
         """Durable timers (rule, due date, kind, due at), each once, filed under the day it falls due so the
         scanner finds it by key; one already overdue is filed under today, a day the scanner has not left."""
         filed: defaultdict[str, list[str]] = defaultdict(list)
+        days: set[str] = set()
         writes = []
         for rule, due, kind, due_at in timers:
             tid = timer_id(case_id, rule, due, kind)
@@ -333,11 +330,12 @@ class CaseStore:
                 upsert=True,
             ))
             filed[timer_bucket(day, tid)].append(tid)
+            days.add(day)
         if not writes:
             return
         await asyncio.gather(*writes)  # the timers first: the index never names a timer that is not there
         await asyncio.gather(*(self._file_timers(bucket, "timers", tids) for bucket, tids in filed.items()))
-        await self._lower_timer_cursor(min(bucket.split("#")[0] for bucket in filed))
+        await self._lower_timer_cursor(min(days))
 
     async def _together(self, key: str, change: T, write: Callable[[list[T]], Awaitable[Any]]) -> None:
         """Apply `change` to a document many cases share. Its writes are serialized (FerretDB rewrites a
