@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, WTimeoutError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, OperationFailure, WTimeoutError
 
 from shared.metrics import RETRIES
 
@@ -53,9 +53,21 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DuplicateKeyError):
         return True
+    if isinstance(exc, OperationFailure) and _server_stopping(exc):
+        return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False))
     return isinstance(exc, ConnectionError | TimeoutError)
+
+
+# MongoDB's codes for an operation cut short by a shutdown or a step-down.
+_SHUTDOWN_CODES = {91, 11600, 11602}
+
+
+def _server_stopping(exc: OperationFailure) -> bool:
+    """A server going down answers the operations in flight with an error, not a dropped connection:
+    MongoDB with a shutdown code, FerretDB with an internal error for its cancelled request context."""
+    return exc.code in _SHUTDOWN_CODES or (exc.code == 1 and "context canceled" in str(exc))
 
 
 @dataclass(frozen=True)

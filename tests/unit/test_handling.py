@@ -6,7 +6,7 @@ import json
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
-from pymongo.errors import AutoReconnect, DuplicateKeyError, ServerSelectionTimeoutError
+from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
 
 from shared.events import ChannelEvent
 from shared.handling import Backoff, Rejected, chains, is_transient, parse_event, retry_transient
@@ -66,7 +66,17 @@ def test_a_lost_upsert_race_is_retried() -> None:
     assert is_transient(DuplicateKeyError("E11000"))
 
 
-@pytest.mark.parametrize("exc", [MessageSizeTooLargeError(), ValueError("x")])
+@pytest.mark.parametrize("exc", [
+    OperationFailure("[msg_update.go:133 handler.(*Handler).updateDocument] context canceled", 1),  # FerretDB stopping
+    OperationFailure("interrupted at shutdown", 11600),
+    OperationFailure("shutdown in progress", 91),
+])
+def test_a_store_going_down_mid_operation_is_transient(exc: Exception) -> None:
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize("exc", [MessageSizeTooLargeError(), ValueError("x"), OperationFailure("bad update", 9),
+                                 OperationFailure("internal error", 1)])
 def test_other_failures_are_not(exc: Exception) -> None:
     assert not is_transient(exc)
 
