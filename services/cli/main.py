@@ -134,7 +134,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.benchmark:
         print(json.dumps(benchmark(args.benchmark, corpus)))
         return 0
-    print(evaluate(corpus).format_text())
+    print(evaluate(corpus, which=args.set).format_text(show_misses=args.misses))
     return 0
 
 
@@ -190,8 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", required=True, help="input file, or - for standard input")
     p.set_defaults(func=_cmd_classify)
 
-    p = sub.add_parser("evaluate", help="train on the training part, score the held-out part")
+    p = sub.add_parser("evaluate", help="train on the training part, score the held-out part or the blind set")
     p.add_argument("--corpus", default=None)
+    p.add_argument("--set", choices=["heldout", "blind"], default="heldout",
+                   help="heldout: the corpus's held-out part; blind: the set written by authors who never saw "
+                   "the corpus, rules or model (read its figures, never tune on its misses)")
+    p.add_argument("--misses", action="store_true", help="list the misses (held-out set only, to study)")
     p.add_argument("--benchmark", type=int, metavar="N", default=0,
                    help="instead: load time and texts/second of classify + route over N texts on one core")
     p.set_defaults(func=_cmd_evaluate)

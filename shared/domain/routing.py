@@ -1,8 +1,12 @@
 """Routing policy: which unit takes a case, decided by the policy data and explained.
 
-Order: the policy's overrides (danger to life -> police, collective action -> command), then the
-category's usual unit. A unit that handed the case back (`excluded_units`) is never chosen again:
+Order: a danger now goes where the policy's danger routes say (a unit that can act at once), then
+the category's usual unit. A unit that handed the case back (`excluded_units`) is never chosen again:
 the case falls to the unit of the next most likely category, else to the command centre.
+
+The invariant, whatever the policy file says: a `critical` case, or one with a danger now, never waits
+in a unit that cannot act at once without a person knowing. Either it is with `police` or `command`,
+or it is flagged for review and the command centre is alerted at once (`alert_command`).
 """
 
 from __future__ import annotations
@@ -20,38 +24,46 @@ def route(
     policy: Policy,
     excluded_units: frozenset[Unit] = frozenset(),
 ) -> RoutingDecision:
-    flags = {f.value for f in assessment.risk_flags}
-    signals = set(assessment.signals)
+    decision = _route_danger(assessment, policy, excluded_units) or _route_category(
+        assessment, policy, excluded_units
+    )
+    return _hold_the_invariant(decision, assessment, policy)
+
+
+def _route_danger(assessment: Assessment, policy: Policy, excluded_units: frozenset[Unit]) -> RoutingDecision | None:
+    kind = assessment.danger
+    if kind is None:
+        return None
+    danger = policy.danger
+    chosen = danger.routes[kind]
+    candidates = [chosen.unit] + [u for u in danger.immediate_units if u != chosen.unit]
     reasons: list[Reason] = []
-    urgency = assessment.urgency
-    needs_review = assessment.needs_review
-
-    for override in policy.overrides:
-        cond = override.fires(flags, signals)
-        if cond is None:
+    for unit in candidates:
+        if unit in excluded_units:
+            reasons.append(Reason(kind="override", code=f"danger.{kind.value}",
+                                  detail=f"{chosen.label} → {unit.value}，但该单位已退回此案，不再派给它"))
             continue
-        fired = sorted(flags & {f.value for f in cond.flags_any})
-        fired += sorted(signals.intersection(cond.signals_any))
-        if override.unit in excluded_units:
-            reasons.append(
-                Reason(
-                    kind="override",
-                    code=override.id,
-                    detail=f"{', '.join(fired)} → {override.unit.value}，但该单位已退回此案，不再派给它",
-                )
-            )
-            continue
-        if override.urgency.rank > urgency.rank:
-            urgency = override.urgency
-        reasons.append(
-            Reason(
-                kind="override",
-                code=override.id,
-                detail=f"{override.label or override.id}: {', '.join(fired)} → {override.unit.value}",
-            )
+        detail = f"{chosen.label} → {unit.value}"
+        if unit != chosen.unit:
+            detail += "（改派另一能立即处置的单位）"
+        reasons.append(Reason(kind="override", code=f"danger.{kind.value}", detail=detail))
+        return RoutingDecision(
+            unit=unit,
+            urgency=Urgency.CRITICAL,
+            override=f"danger.{kind.value}",
+            reasons=reasons,
+            needs_review=assessment.needs_review or unit != chosen.unit,
+            policy_version=policy.version,
         )
-        return _decision(override.unit, urgency, override.id, reasons, assessment, needs_review, policy)
+    # every unit that can act at once handed it back: the category's unit, watched by a person
+    fallback = _route_category(assessment, policy, excluded_units)
+    return fallback.model_copy(update={
+        "urgency": Urgency.CRITICAL, "override": f"danger.{kind.value}", "reasons": reasons + fallback.reasons,
+    })
 
+
+def _route_category(assessment: Assessment, policy: Policy, excluded_units: frozenset[Unit]) -> RoutingDecision:
+    reasons: list[Reason] = []
     candidates = [assessment.category] + [c for c, _ in assessment.top_categories if c != assessment.category]
     for rank, category in enumerate(candidates):
         unit = policy.unit_for(category)
@@ -69,7 +81,7 @@ def route(
         if rank > 0:
             detail += "（按次可能的类别改派）"
         reasons.append(Reason(kind="policy", code=f"category.{category.value}", detail=detail))
-        return _decision(unit, urgency, None, reasons, assessment, needs_review, policy)
+        return _decision(unit, assessment.urgency, reasons, assessment, assessment.needs_review, policy)
 
     unit = FALLBACK_UNIT
     if unit in excluded_units:
@@ -78,13 +90,27 @@ def route(
     reasons.append(
         Reason(kind="policy", code="fallback", detail=f"各可能单位均已退回，转 {unit.value} 协调")
     )
-    return _decision(unit, urgency, None, reasons, assessment, True, policy)
+    return _decision(unit, assessment.urgency, reasons, assessment, True, policy)
+
+
+def _hold_the_invariant(decision: RoutingDecision, assessment: Assessment, policy: Policy) -> RoutingDecision:
+    """A critical case or a danger now with a unit that cannot act at once: review, and tell command."""
+    urgent = decision.urgency is Urgency.CRITICAL or assessment.danger is not None
+    if not urgent or policy.danger.can_act_at_once(decision.unit):
+        return decision
+    why = Reason(
+        kind="review",
+        code="critical_not_immediate",
+        detail=f"紧急案件派往 {decision.unit.value}（不能立即处置），需人工复核，并已即时通报镇域指挥中心",
+    )
+    return decision.model_copy(update={
+        "needs_review": True, "alert_command": True, "reasons": [*decision.reasons, why],
+    })
 
 
 def _decision(
     unit: Unit,
     urgency: Urgency,
-    override: str | None,
     reasons: list[Reason],
     assessment: Assessment,
     needs_review: bool,
@@ -97,7 +123,7 @@ def _decision(
     return RoutingDecision(
         unit=unit,
         urgency=urgency,
-        override=override,
+        override=None,
         reasons=reasons,
         needs_review=needs_review,
         policy_version=policy.version,

@@ -73,6 +73,17 @@ class RiskFlag(StrEnum):
     REPEATED = "repeated"  # the same matter reported again
 
 
+class DangerKind(StrEnum):
+    """Someone's life or safety at risk now; each kind goes to a unit that can act at once."""
+
+    VIOLENCE = "violence"  # violence under way or imminent, domestic violence, a threat to come and hurt
+    WEAPON = "weapon"  # a weapon present or brandished
+    SELF_HARM = "self_harm"  # someone about to harm or kill themselves
+    TRAPPED_DISASTER = "trapped_disaster"  # people trapped, fire, gas, collapse, live wires, flood
+    MASS_INCIDENT = "mass_incident"  # a collective action planned or under way
+    LIFE_AT_RISK = "life_at_risk"  # someone badly hurt or unconscious at a scene now
+
+
 class Reason(BaseModel):
     """One piece of evidence behind a decision, readable by a desk and auditable by a supervisor."""
 
@@ -94,6 +105,7 @@ class Assessment(BaseModel):
     top_categories: list[tuple[Category, float]] = Field(default_factory=list)
     reasons: list[Reason] = Field(default_factory=list)
     needs_review: bool = False
+    danger: DangerKind | None = None  # the danger now that decides the unit, if anyone is in danger
     # named rule signals that fired (e.g. "violence_now", "consultation"); routing overrides may need them
     signals: list[str] = Field(default_factory=list)
 
@@ -103,7 +115,9 @@ class RoutingDecision(BaseModel):
 
     unit: Unit
     urgency: Urgency
-    override: str | None = None  # the danger override that decided the unit, if any
+    override: str | None = None  # the danger that decided the unit ("danger.weapon"), if any
     reasons: list[Reason] = Field(default_factory=list)
     needs_review: bool = False
+    # a critical case left with a unit that cannot act at once: the command centre is told at once
+    alert_command: bool = False
     policy_version: str = ""

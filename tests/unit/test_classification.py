@@ -12,7 +12,7 @@ from shared.domain.classification.evaluation import score
 from shared.domain.classification.numbers import money_amounts, parse_chinese_number, people_counts
 from shared.domain.classification.rules import RulesError, load_rules_file
 from shared.domain.classification.text import normalize
-from shared.domain.triage import Category, RiskFlag, Unit, Urgency
+from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
 
 pytestmark = pytest.mark.skipif(
     not list(DEFAULT_CORPUS_DIR.glob("train_*.jsonl")), reason="the labelled corpus is not there"
@@ -64,7 +64,8 @@ def test_knife_threat_in_a_neighbour_quarrel_goes_to_police(classifier: Classifi
         classifier, policy, "隔壁邻居因为占道的事跟我吵，现在拿着菜刀站在我家门口说要砍死我", None
     )
     assert RiskFlag.VIOLENCE in assessment.risk_flags
-    assert (decision.unit, decision.urgency, decision.override) == (Unit.POLICE, Urgency.CRITICAL, "danger_to_life")
+    assert assessment.danger is DangerKind.WEAPON
+    assert (decision.unit, decision.urgency, decision.override) == (Unit.POLICE, Urgency.CRITICAL, "danger.weapon")
 
 
 def test_threat_after_a_negated_clause_still_fires(classifier: Classifier, policy: Policy) -> None:
@@ -93,7 +94,7 @@ def test_collective_action_goes_to_command(classifier: Classifier, policy: Polic
     assert (decision.unit, decision.urgency, decision.override) == (
         Unit.COMMAND,
         Urgency.CRITICAL,
-        "collective_action",
+        "danger.mass_incident",
     )
 
 
@@ -182,11 +183,12 @@ def test_danger_now_is_critical(classifier: Classifier, policy: Policy) -> None:
 def test_reasons_name_rules_model_and_override(classifier: Classifier, policy: Policy) -> None:
     assessment, decision = triage_text(classifier, policy, "他拿着刀在我家门口，说今天要弄死我", "110")
     kinds = {r.kind for r in assessment.reasons}
-    assert {"rule", "model", "policy"} <= kinds
+    assert {"rule", "model", "policy", "danger"} <= kinds
     assert len([r for r in assessment.reasons if r.kind == "model"]) == 3
     assert all(r.weight is not None for r in assessment.reasons if r.kind == "model")
     assert any(r.code == "flag.violence" and r.detail for r in assessment.reasons)
-    assert any(r.kind == "override" and r.code == "danger_to_life" for r in decision.reasons)
+    assert any(r.kind == "danger" and r.code == "danger.weapon" and "刀" in r.detail for r in assessment.reasons)
+    assert any(r.kind == "override" and r.code == "danger.weapon" for r in decision.reasons)
     assert len(assessment.top_categories) == 3
     probs = [p for _, p in assessment.top_categories]
     assert probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)

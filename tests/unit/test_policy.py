@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from shared.domain.classification.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
-from shared.domain.triage import Category, RiskFlag, Unit, Urgency
+from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
 
 EXPECTED_UNITS = {
     Unit.MEDIATION: {
@@ -49,19 +49,20 @@ def test_every_category_has_a_chinese_label() -> None:
         assert any("\u4e00" <= ch <= "\u9fff" for ch in entry.label)
 
 
-def test_overrides_in_order_danger_then_collective() -> None:
+def test_every_danger_goes_to_a_unit_that_can_act_at_once() -> None:
     policy = load_policy()
-    ids = [o.id for o in policy.overrides]
-    assert ids == ["danger_to_life", "collective_action"]
-    danger, collective = policy.overrides
-    assert (danger.unit, danger.urgency) == (Unit.POLICE, Urgency.CRITICAL)
-    assert (collective.unit, collective.urgency) == (Unit.COMMAND, Urgency.CRITICAL)
-    assert danger.fires({RiskFlag.SELF_HARM}, set()) is not None
-    assert danger.fires({RiskFlag.DOMESTIC_VIOLENCE}, set()) is not None
-    # violence that is over does not override; violence now does
-    assert danger.fires({RiskFlag.VIOLENCE}, set()) is None
-    assert danger.fires({RiskFlag.VIOLENCE}, {"violence_now"}) is not None
-    assert collective.fires({RiskFlag.COLLECTIVE_ACTION}, set()) is not None
+    assert set(policy.danger.immediate_units) == {Unit.POLICE, Unit.COMMAND}
+    assert set(policy.danger.routes) == set(DangerKind)
+    for kind, target in policy.danger.routes.items():
+        assert policy.danger.can_act_at_once(target.unit), kind
+    assert policy.danger.routes[DangerKind.MASS_INCIDENT].unit == Unit.COMMAND
+    assert policy.danger.routes[DangerKind.SELF_HARM].unit == Unit.POLICE
+
+
+def test_danger_now_raises_to_critical() -> None:
+    policy = load_policy()
+    rule = next(r for r in policy.urgency_rules if RiskFlag.DANGER_NOW in r.flags_any)
+    assert rule.at_least == Urgency.CRITICAL
 
 
 def test_urgency_rules_raise_on_risk_flags() -> None:
@@ -104,10 +105,14 @@ def test_unknown_key_is_an_error() -> None:
         parse_policy(data)
 
 
-def test_unknown_risk_flag_in_override_is_an_error() -> None:
+def test_unknown_danger_kind_or_a_missing_one_is_an_error() -> None:
     data = _raw()
-    data["overrides"][0]["when"][0]["flags_any"] = ["knives"]
-    with pytest.raises(PolicyError, match="overrides"):
+    data["danger"]["routes"]["knives"] = {"unit": "police", "label": "刀"}
+    with pytest.raises(PolicyError, match="danger"):
+        parse_policy(data)
+    data = _raw()
+    del data["danger"]["routes"]["self_harm"]
+    with pytest.raises(PolicyError, match="self_harm"):
         parse_policy(data)
 
 

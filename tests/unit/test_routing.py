@@ -1,12 +1,14 @@
-"""Routing: overrides first, then the category's unit; handed-back units are never chosen again."""
+"""Routing: a danger now first, then the category's unit; handed-back units are never chosen again; a critical
+case never waits in a unit that cannot act at once without review and an alert to command."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from shared.domain.classification.policy import Policy
+from shared.domain.classification.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
 from shared.domain.routing import load_policy, route
-from shared.domain.triage import Assessment, Category, RiskFlag, Unit, Urgency
+from shared.domain.triage import Assessment, Category, DangerKind, RiskFlag, Unit, Urgency
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +23,7 @@ def _assessment(
     urgency: Urgency = Urgency.NORMAL,
     top: list[tuple[Category, float]] | None = None,
     needs_review: bool = False,
+    danger: DangerKind | None = None,
 ) -> Assessment:
     return Assessment(
         category=category,
@@ -30,6 +33,7 @@ def _assessment(
         confidence=0.9,
         top_categories=top or [(category, 0.9)],
         needs_review=needs_review,
+        danger=danger,
     )
 
 
@@ -41,33 +45,78 @@ def test_category_unit_from_policy(policy: Policy) -> None:
     assert any(r.kind == "policy" and r.code == "category.family" for r in decision.reasons)
 
 
-@pytest.mark.parametrize("flag", [RiskFlag.SELF_HARM, RiskFlag.DOMESTIC_VIOLENCE])
-def test_danger_to_life_overrides_to_police_critical(policy: Policy, flag: RiskFlag) -> None:
-    decision = route(_assessment(Category.NEIGHBOR, [flag]), policy)
-    assert (decision.unit, decision.urgency, decision.override) == (Unit.POLICE, Urgency.CRITICAL, "danger_to_life")
-    assert any(r.kind == "override" and r.code == "danger_to_life" for r in decision.reasons)
+# -- danger now: every category x danger combination -------------------------------------------
+
+IMMEDIATE = {Unit.POLICE, Unit.COMMAND}
+DANGER_UNIT = {
+    DangerKind.WEAPON: Unit.POLICE,
+    DangerKind.VIOLENCE: Unit.POLICE,
+    DangerKind.SELF_HARM: Unit.POLICE,
+    DangerKind.LIFE_AT_RISK: Unit.POLICE,
+    DangerKind.TRAPPED_DISASTER: Unit.COMMAND,
+    DangerKind.MASS_INCIDENT: Unit.COMMAND,
+}
 
 
-def test_violence_now_overrides_but_past_violence_does_not(policy: Policy) -> None:
-    now = route(_assessment(Category.NEIGHBOR, [RiskFlag.VIOLENCE], ["violence_now"]), policy)
-    assert (now.unit, now.urgency) == (Unit.POLICE, Urgency.CRITICAL)
-    past = route(_assessment(Category.NEIGHBOR, [RiskFlag.VIOLENCE], urgency=Urgency.HIGH), policy)
-    assert (past.unit, past.urgency, past.override) == (Unit.MEDIATION, Urgency.HIGH, None)
+@pytest.mark.parametrize("danger", list(DangerKind))
+@pytest.mark.parametrize("category", list(Category))
+def test_a_danger_goes_to_its_immediate_unit_whatever_the_category(
+    policy: Policy, category: Category, danger: DangerKind
+) -> None:
+    decision = route(_assessment(category, [RiskFlag.DANGER_NOW], danger=danger), policy)
+    assert (decision.unit, decision.urgency) == (DANGER_UNIT[danger], Urgency.CRITICAL)
+    assert decision.override == f"danger.{danger.value}"
+    assert any(r.kind == "override" and r.code == f"danger.{danger.value}" for r in decision.reasons)
+    assert not decision.alert_command
 
 
-def test_collective_action_overrides_to_command_critical(policy: Policy) -> None:
-    decision = route(_assessment(Category.LABOR, [RiskFlag.COLLECTIVE_ACTION]), policy)
-    assert (decision.unit, decision.urgency, decision.override) == (
-        Unit.COMMAND,
-        Urgency.CRITICAL,
-        "collective_action",
-    )
+@pytest.mark.parametrize("category", list(Category))
+def test_no_danger_goes_to_the_categorys_unit(policy: Policy, category: Category) -> None:
+    decision = route(_assessment(category, urgency=Urgency.HIGH), policy)
+    assert decision.unit == policy.unit_for(category)
+    assert decision.override is None
+    assert not decision.alert_command
 
 
-def test_danger_to_life_comes_before_collective_action(policy: Policy) -> None:
-    decision = route(_assessment(Category.LABOR, [RiskFlag.COLLECTIVE_ACTION, RiskFlag.SELF_HARM]), policy)
-    assert decision.unit == Unit.POLICE
-    assert decision.override == "danger_to_life"
+@pytest.mark.parametrize("category", [c for c in Category if load_policy().unit_for(c) not in IMMEDIATE])
+def test_a_critical_case_without_a_danger_kind_in_a_slow_unit_is_reviewed_and_command_alerted(
+    policy: Policy, category: Category
+) -> None:
+    # an operator's urgency rule may make a case critical without a danger now
+    decision = route(_assessment(category, urgency=Urgency.CRITICAL), policy)
+    assert decision.unit == policy.unit_for(category)
+    assert decision.needs_review and decision.alert_command
+    assert any(r.code == "critical_not_immediate" for r in decision.reasons)
+
+
+@pytest.mark.parametrize("danger", list(DangerKind))
+def test_a_danger_route_pointed_at_a_slow_unit_is_reviewed_and_command_alerted(danger: DangerKind) -> None:
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["danger"]["routes"][danger.value]["unit"] = "mediation"
+    policy = parse_policy(data)
+    decision = route(_assessment(Category.FAMILY, danger=danger), policy)
+    assert decision.unit == Unit.MEDIATION
+    assert decision.urgency == Urgency.CRITICAL
+    assert decision.needs_review and decision.alert_command
+
+
+@pytest.mark.parametrize("danger", list(DangerKind))
+def test_a_danger_handed_back_by_its_unit_goes_to_the_other_immediate_unit(
+    policy: Policy, danger: DangerKind
+) -> None:
+    first = DANGER_UNIT[danger]
+    decision = route(_assessment(Category.NEIGHBOR, danger=danger), policy, frozenset({first}))
+    assert decision.unit == (IMMEDIATE - {first}).pop()
+    assert decision.urgency == Urgency.CRITICAL
+    assert decision.needs_review and not decision.alert_command
+    assert any(r.kind == "override" and "退回" in r.detail for r in decision.reasons)
+
+
+def test_a_danger_handed_back_by_both_immediate_units_is_watched(policy: Policy) -> None:
+    decision = route(_assessment(Category.NEIGHBOR, danger=DangerKind.WEAPON), policy, frozenset(IMMEDIATE))
+    assert decision.unit == Unit.MEDIATION
+    assert decision.urgency == Urgency.CRITICAL
+    assert decision.needs_review and decision.alert_command
 
 
 def test_excluded_unit_falls_to_next_category(policy: Policy) -> None:
@@ -88,15 +137,6 @@ def test_excluded_units_skip_same_unit_categories_then_command(policy: Policy) -
     decision = route(a, policy, frozenset({Unit.MEDIATION, Unit.POLICE}))
     assert decision.unit == Unit.COMMAND
     assert decision.needs_review
-
-
-def test_override_unit_excluded_is_not_chosen_again(policy: Policy) -> None:
-    a = _assessment(Category.NEIGHBOR, [RiskFlag.SELF_HARM], urgency=Urgency.CRITICAL)
-    decision = route(a, policy, frozenset({Unit.POLICE}))
-    assert decision.unit == Unit.MEDIATION
-    assert decision.override is None
-    assert decision.urgency == Urgency.CRITICAL  # the danger is still there
-    assert any(r.kind == "override" and "退回" in r.detail for r in decision.reasons)
 
 
 def test_every_unit_excluded_still_decides_and_asks_for_review(policy: Policy) -> None:

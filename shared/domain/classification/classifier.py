@@ -11,6 +11,7 @@ import numpy as np
 
 from shared.domain.classification import model as text_model
 from shared.domain.classification.corpus import default_corpus_dir, load_train, train_files
+from shared.domain.classification.danger import DangerDetector, DangerReading
 from shared.domain.classification.policy import Policy, load_policy
 from shared.domain.classification.rules import (
     DEFAULT_RULES_PATH,
@@ -22,6 +23,7 @@ from shared.domain.classification.text import Segmenter, normalize
 from shared.domain.triage import (
     Assessment,
     Category,
+    DangerKind,
     Reason,
     RiskFlag,
     RoutingDecision,
@@ -43,6 +45,30 @@ def _flag_order(flags: dict[RiskFlag, list[str]]) -> list[RiskFlag]:
     return [f for f in RiskFlag if f in flags]
 
 
+# the risk flags a danger now implies, beside danger_now itself
+_DANGER_FLAGS = {
+    DangerKind.VIOLENCE: RiskFlag.VIOLENCE,
+    DangerKind.WEAPON: RiskFlag.VIOLENCE,
+    DangerKind.SELF_HARM: RiskFlag.SELF_HARM,
+    DangerKind.MASS_INCIDENT: RiskFlag.COLLECTIVE_ACTION,
+}
+_DISMISSED = {
+    "negated": "被否定", "past": "已过去", "over": "已结束", "figurative": "是气话或夸张",
+    "hypothetical": "是假设或担心", "question": "是法律咨询", "reported": "是转述新闻或表演",
+    "cooking": "是日常用具", "aftermath": "是事后索赔", "denied": "来电人说未动手", "in_care": "已在救治",
+    "habitual": "是长期隐患", "unless": "另有所指",
+}  # fmt: skip
+
+
+def _with_danger(evidence: Evidence, reading: DangerReading) -> None:
+    """A danger now sets danger_now and the flag of its kind, with the words that showed it."""
+    for finding in reading.found:
+        evidence.flags.setdefault(RiskFlag.DANGER_NOW, []).append(finding.cue)
+        flag = _DANGER_FLAGS.get(finding.kind)
+        if flag is not None:
+            evidence.flags.setdefault(flag, []).append(finding.cue)
+
+
 class Classifier:
     """Explainable rules and a character n-gram model, blended; urgency from the policy's rules."""
 
@@ -52,9 +78,11 @@ class Classifier:
         engine: RuleEngine,
         segmenter: Segmenter,
         policy: Policy,
+        danger: DangerDetector,
         model_key: str = "",
     ) -> None:
         self.model = model
+        self.danger = danger
         self.engine = engine
         self.segmenter = segmenter
         self.policy = policy
@@ -94,7 +122,7 @@ class Classifier:
                 log.warning("cannot write model cache %s: %s", cached, exc)
         engine = RuleEngine(load_rules_file(rules_path or DEFAULT_RULES_PATH))
         segmenter = Segmenter(engine.vocabulary(), cache_dir)
-        return cls(fitted, engine, segmenter, policy or load_policy(), key)
+        return cls(fitted, engine, segmenter, policy or load_policy(), DangerDetector.load(), key)
 
     # -- assessing ----------------------------------------------------------------------------
 
@@ -125,9 +153,11 @@ class Classifier:
             self.engine.evaluate(norm, self.segmenter, policy, repeat_counts[i] if repeat_counts is not None else 0)
             for i, norm in enumerate(normalized)
         ]
+        readings = [self.danger.detect(norm) for norm in normalized]
         points = np.zeros_like(probs)
         for i, evidence in enumerate(evidences):
-            self._rule_points(points[i], evidence, channels[i] if channels is not None else None)
+            _with_danger(evidence, readings[i])
+            self._rule_points(points[i], evidence, readings[i], channels[i] if channels is not None else None)
         blend = self.engine.rules.blend
         z = np.log(probs + 1e-9) + blend.rule_weight * np.minimum(points, blend.rule_cap)
         z -= z.max(axis=1, keepdims=True)
@@ -137,11 +167,13 @@ class Classifier:
         model_top = np.argsort(-probs, axis=1)[:, :_TOP_K]
         units = [policy.categories[c].unit for c in self.model.classes]
         return [
-            self._assessment(probs[i], combined[i], top[i], model_top[i], evidences[i], units, policy)
+            self._assessment(probs[i], combined[i], top[i], model_top[i], evidences[i], readings[i], units, policy)
             for i in range(len(normalized))
         ]
 
-    def _rule_points(self, points: np.ndarray, evidence: Evidence, channel: str | None) -> None:
+    def _rule_points(
+        self, points: np.ndarray, evidence: Evidence, reading: DangerReading, channel: str | None
+    ) -> None:
         """Rule evidence per category (in place), plus the policy-free boosts from flags and channel."""
         rules = self.engine.rules
         index = self._class_index
@@ -151,6 +183,10 @@ class Classifier:
                 points[index[cat]] += score
         for flag in evidence.flags:
             for cat, boost in rules.flag_boosts.get(flag, {}).items():
+                if cat in index:
+                    points[index[cat]] += boost
+        for kind in reading.kinds:
+            for cat, boost in rules.danger_boosts.get(kind, {}).items():
                 if cat in index:
                     points[index[cat]] += boost
         if channel is not None:
@@ -165,6 +201,7 @@ class Classifier:
         top: np.ndarray,
         model_top: np.ndarray,
         evidence: Evidence,
+        reading: DangerReading,
         units: list[Unit],
         policy: Policy,
     ) -> Assessment:
@@ -197,6 +234,12 @@ class Classifier:
                     detail=f"「{hit.term.strip('/')}」被「{hit.negated_by}」否定，不计",
                 )
             )
+        for finding in reading.found:
+            reasons.append(_reason(kind="danger", code=f"danger.{finding.kind.value}", detail=finding.cue))
+        for finding in reading.dismissed[:3]:
+            why = _DISMISSED.get(finding.dismissed or "", "不计")
+            reasons.append(_reason(kind="danger_dismissed", code=f"danger.{finding.kind.value}",
+                                   detail=f"「{finding.cue}」{why}，不计"))
         # model: its own top categories, before the rules were added
         for j in model_top:
             reasons.append(_reason(kind="model", code=classes[int(j)].value, weight=round(float(p_model[j]), 4)))
@@ -210,8 +253,7 @@ class Classifier:
         needs_review = False
         unit = units[best]
         unit_support = float(sum(float(combined[j]) for j, u in enumerate(units) if u is unit))
-        overridden = any(o.fires(flags, signals) is not None for o in policy.overrides)
-        if not overridden and unit_support < policy.review_threshold:
+        if reading.kind is None and unit_support < policy.review_threshold:
             needs_review = True
             reasons.append(
                 _reason(
@@ -234,6 +276,7 @@ class Classifier:
             top_categories=top_categories,
             reasons=reasons,
             needs_review=needs_review,
+            danger=reading.kind,
             signals=sorted(signals),
         )
 
@@ -244,14 +287,6 @@ class Classifier:
         reasons = [_reason(kind="policy", code=f"urgency.default.{category.value}", detail=base.value)]
         raised = base
         touched = False
-        for override in policy.overrides:
-            if override.fires(flags, signals) is not None:
-                touched = True
-                if override.urgency.rank > raised.rank:
-                    raised = override.urgency
-                reasons.append(
-                    _reason(kind="policy", code=f"urgency.override.{override.id}", detail=override.urgency.value)
-                )
         for rule in policy.urgency_rules:
             if rule.at_least is not None and rule.matches(category, flags, signals):
                 touched = True

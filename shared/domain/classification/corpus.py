@@ -1,17 +1,21 @@
-"""The labelled corpus (data/corpus/*.jsonl): train_* for fitting, heldout_* for scoring only."""
+"""The labelled sets: the corpus (data/corpus/*.jsonl: train_* for fitting, heldout_* for scoring only)
+and the blind evaluation set (data/blind/*.jsonl), written by authors who never saw the corpus, the
+rules or the model, and never trained or tuned on."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from shared.domain.triage import Category, RiskFlag, Unit, Urgency
+from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
 
 # shared/domain/classification/corpus.py -> repository root is three levels above `shared`
 DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[3] / "data" / "corpus"
+DEFAULT_BLIND_DIR = DEFAULT_CORPUS_DIR.parent / "blind"
 
 
 def default_corpus_dir() -> Path:
@@ -21,6 +25,24 @@ def default_corpus_dir() -> Path:
 
 class CorpusError(ValueError):
     pass
+
+
+def _no_danger(value: object) -> object:
+    return None if value in ("none", "", None) else value
+
+
+OptionalDanger = Annotated[DangerKind | None, BeforeValidator(_no_danger)]
+
+
+class Matter(BaseModel):
+    """One matter of a complaint that holds several (一单多诉), as its writer labelled it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    category: Category
+    unit: Unit
+    urgency: Urgency
+    danger: OptionalDanger = None
 
 
 class Example(BaseModel):
@@ -33,6 +55,10 @@ class Example(BaseModel):
     unit: Unit
     urgency: Urgency
     risk_flags: list[RiskFlag] = []
+    # how it is written: an operator's transcript, a letter, a chat message ("register" in the files)
+    style: str | None = Field(default=None, validation_alias="register")
+    danger: OptionalDanger = None
+    matters: list[Matter] = []  # several matters: the most urgent one is labelled at the top level
 
 
 def train_files(corpus_dir: Path) -> list[Path]:
@@ -43,7 +69,8 @@ def heldout_files(corpus_dir: Path) -> list[Path]:
     return sorted(corpus_dir.glob("heldout_*.jsonl"))
 
 
-def read_examples(paths: list[Path]) -> list[Example]:
+def read_examples(paths: list[Path], *, with_flags: bool = True) -> list[Example]:
+    """Labelled lines; `with_flags=False` ignores risk flags (the blind set's writers used their own words)."""
     examples: list[Example] = []
     for path in paths:
         with path.open(encoding="utf-8") as fh:
@@ -51,7 +78,10 @@ def read_examples(paths: list[Path]) -> list[Example]:
                 if not line.strip():
                     continue
                 try:
-                    examples.append(Example.model_validate(json.loads(line)))
+                    data = json.loads(line)
+                    if not with_flags and isinstance(data, dict):
+                        data.pop("risk_flags", None)
+                    examples.append(Example.model_validate(data))
                 except (json.JSONDecodeError, ValidationError) as exc:
                     raise CorpusError(f"{path}:{lineno}: bad example: {exc}") from exc
     return examples
@@ -62,6 +92,14 @@ def load_train(corpus_dir: Path) -> list[Example]:
     if not files:
         raise CorpusError(f"no train_*.jsonl files in {corpus_dir}")
     return read_examples(files)
+
+
+def load_blind(blind_dir: Path | None = None) -> list[Example]:
+    blind_dir = blind_dir or DEFAULT_BLIND_DIR
+    files = sorted(blind_dir.glob("*.jsonl"))
+    if not files:
+        raise CorpusError(f"no *.jsonl files in {blind_dir}")
+    return read_examples(files, with_flags=False)
 
 
 def load_heldout(corpus_dir: Path) -> list[Example]:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shared.domain.triage import Category, RiskFlag, Unit, Urgency
+from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy.yaml"
 
@@ -63,36 +63,28 @@ class CategoryPolicy(_Strict):
     urgency: Urgency
 
 
-class OverrideCondition(_Strict):
-    """Fires when any of `flags_any` is set and, if `signals_any` is given, one of those signals too."""
-
-    flags_any: list[RiskFlag] = Field(min_length=1)
-    signals_any: list[str] = Field(default_factory=list)
-
-    @cached_property
-    def _flag_values(self) -> frozenset[str]:
-        # plain strings: hashing an Enum member runs Python code, hashing a str does not
-        return frozenset(f.value for f in self.flags_any)
-
-    def holds(self, flags: AbstractSet[str], signals: AbstractSet[str]) -> bool:
-        """`flags` may be RiskFlags or their values; pass values on hot paths."""
-        if self._flag_values.isdisjoint(flags):
-            return False
-        return not self.signals_any or not signals.isdisjoint(self.signals_any)
-
-
-class Override(_Strict):
-    id: str = Field(min_length=1)
-    label: str = ""
-    when: list[OverrideCondition] = Field(min_length=1)  # any condition suffices
+class DangerRoute(_Strict):
     unit: Unit
-    urgency: Urgency = Urgency.CRITICAL
+    label: str = Field(min_length=1)
 
-    def fires(self, flags: AbstractSet[str], signals: AbstractSet[str]) -> OverrideCondition | None:
-        for cond in self.when:
-            if cond.holds(flags, signals):
-                return cond
-        return None
+
+class DangerPolicy(_Strict):
+    """Where a danger now goes, whatever the dispute is about: a unit that can act at once. A route the
+    operator points elsewhere still holds: such a case is flagged for review and the command centre
+    is alerted at once."""
+
+    immediate_units: list[Unit] = Field(min_length=1)
+    routes: dict[DangerKind, DangerRoute]
+
+    @model_validator(mode="after")
+    def _every_kind(self) -> DangerPolicy:
+        missing = [k.value for k in DangerKind if k not in self.routes]
+        if missing:
+            raise ValueError(f"danger routes missing: {', '.join(missing)}")
+        return self
+
+    def can_act_at_once(self, unit: Unit) -> bool:
+        return unit in self.immediate_units
 
 
 class UrgencyRule(_Strict):
@@ -139,7 +131,7 @@ class Policy(_Strict):
     thresholds: Thresholds = Thresholds()
     units: dict[Unit, UnitPolicy]
     categories: dict[Category, CategoryPolicy]
-    overrides: list[Override] = Field(default_factory=list)
+    danger: DangerPolicy
     urgency_rules: list[UrgencyRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -150,7 +142,7 @@ class Policy(_Strict):
         missing = [c.value for c in Category if c not in self.categories]
         if missing:
             raise ValueError(f"categories missing: {', '.join(missing)}")
-        ids = [o.id for o in self.overrides] + [r.id for r in self.urgency_rules]
+        ids = [r.id for r in self.urgency_rules]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate rule ids: {', '.join(dupes)}")

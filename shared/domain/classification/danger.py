@@ -1,0 +1,330 @@
+"""Danger now: is someone's life or safety at risk at this moment, and of what kind.
+
+A dispatcher does not wait for the word 危险. She hears who is doing what to whom, with what, whether
+it is happening now or about to, and whether the caller means it. This component listens the same way:
+`danger.yaml` names word classes (slots: a person, a weapon, a way of holding it, a self-harm act, a
+group, a destination, a time) and the situations they combine into ("{hold}…{weapon}", "{group}…
+{collective}"), so one situation covers every combination of its slots' words. A situation counts only
+in a real, present frame: not negated (他没动手), not over (上个月打过一架), not a figure of speech
+(气得我想杀人), not a worry or a hypothetical (万一着火), not a question about the law (会判刑吗), not a
+story from the news. Some situations also need the text to say that it is happening now.
+
+The contract: `detect(text)` on normalised text returns a `DangerReading`; `kind` is the danger that
+decides where the case goes (the policy maps each kind to a unit that can act at once), `None` when
+nobody is in danger now. Pure and fast: regular expressions only, no segmentation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.domain.classification.policy import read_yaml
+from shared.domain.triage import DangerKind
+
+DEFAULT_DANGER_PATH = Path(__file__).resolve().parent.parent / "danger.yaml"
+
+_SENTENCE_END = "。!！?？;；\n()（）"
+_CLAUSE_END = _SENTENCE_END + ",，、:：…~～"
+_SLOT_RE = re.compile(r"\{(\w+)\}")
+_NEGATION_REACH = 3  # characters between a negation cue and what it negates ("没有人打我": 1)
+_PAST_REACH = 10  # before a self-harm cue, a time marker reaches its own clause and this far back
+_STRONG_HYPOTHETICALS = frozenset({"万一", "如果", "假如", "假设", "要是", "一旦", "倘若"})
+# states (a fire, a person lying there): a time marker says when they began, not that they are over
+_STATES = frozenset({"self_harm", "trapped_disaster", "life_at_risk"})
+# told after the fact to claim a loss, these are over unless the text says something is happening now
+_TOLD_AFTER = frozenset({"weapon", "trapped_disaster", "life_at_risk"})
+
+
+class DangerError(ValueError):
+    """danger.yaml is missing or does not match the schema."""
+
+
+class Situation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: DangerKind
+    pattern: str = Field(min_length=1)
+    needs: str | None = None  # a slot that must also be somewhere in the text ("now", "plan", "history")
+    # a fight that the caller says did not happen ("没动手") or is over ("已经散了") does not count
+    deniable: bool = False
+    unless: str | None = None  # what in the text dismisses it ("蹲在房顶" in a flood is a refuge)
+
+
+class Frames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    negation: str
+    negation_breakers: str
+    past: str
+    present: str
+    figurative: str
+    figurative_after: str
+    hypothetical: str
+    threat_consequent: str
+    question: str
+    reported: str
+    habitual: str
+    cooking: str
+    over: str
+    in_care: str
+    denied: str
+    aftermath: str
+
+
+class DangerFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1)
+    slots: dict[str, str]
+    frames: Frames
+    situations: list[Situation] = Field(min_length=1)
+    priority: list[DangerKind]
+
+    @field_validator("priority")
+    @classmethod
+    def _every_kind(cls, value: list[DangerKind]) -> list[DangerKind]:
+        if set(value) != set(DangerKind) or len(value) != len(DangerKind):
+            raise ValueError("priority must list every danger kind once")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One situation found in the text: its kind, the words that made it, and why it counts or not."""
+
+    kind: DangerKind
+    cue: str
+    start: int
+    dismissed: str | None = None  # "negated", "past", "figurative", "hypothetical", "question", ...
+
+
+@dataclass(frozen=True)
+class DangerReading:
+    """What `detect` concluded: the deciding danger (or none), every danger found, and what was dismissed."""
+
+    found: tuple[Finding, ...] = ()
+    dismissed: tuple[Finding, ...] = field(default=())
+
+    @property
+    def kind(self) -> DangerKind | None:
+        return self.found[0].kind if self.found else None
+
+    @property
+    def kinds(self) -> list[DangerKind]:
+        return list(dict.fromkeys(f.kind for f in self.found))
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What the whole text says, computed once per text."""
+
+    now: bool
+    aftermath: bool
+    denied: bool
+
+
+def load_danger_file(path: Path | None = None) -> DangerFile:
+    path = path or DEFAULT_DANGER_PATH
+    try:
+        data: Any = read_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DangerError(f"{path}: cannot read danger cues: {exc}") from exc
+    try:
+        return DangerFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DangerError(f"{path}: invalid danger cues: {problems}") from exc
+
+
+def _expand(pattern: str, slots: dict[str, str], depth: int = 0) -> str:
+    if depth > 4:
+        raise DangerError(f"slots nest too deeply in {pattern!r}")
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in slots:
+            raise DangerError(f"unknown slot {{{name}}} in {pattern!r}")
+        return _expand(slots[name], slots, depth + 1)
+
+    return _SLOT_RE.sub(one, pattern)
+
+
+def _compile(pattern: str, slots: dict[str, str]) -> re.Pattern[str]:
+    expanded = _expand(pattern, slots)
+    try:
+        return re.compile(expanded)
+    except re.error as exc:
+        raise DangerError(f"bad pattern {pattern!r}: {exc}") from exc
+
+
+def _bounds(text: str, pos: int, ends: str) -> tuple[int, int]:
+    start = pos
+    while start > 0 and text[start - 1] not in ends:
+        start -= 1
+    end = pos
+    while end < len(text) and text[end] not in ends:
+        end += 1
+    return start, end
+
+
+class DangerDetector:
+    """Compiled danger.yaml; `detect` is what classification calls for every text."""
+
+    def __init__(self, cues: DangerFile) -> None:
+        self.cues = cues
+        slots = cues.slots
+        self._situations = [(s, _compile(s.pattern, slots)) for s in cues.situations]
+        self._unless = {i: _compile(s.unless, slots) for i, s in enumerate(cues.situations) if s.unless}
+        f = cues.frames
+        self._negation = re.compile(f.negation)
+        self._breakers = re.compile(f.negation_breakers)
+        self._past = re.compile(f.past)
+        self._present = re.compile(f.present)
+        self._figurative = re.compile(f.figurative)
+        self._figurative_after = re.compile(f.figurative_after)
+        self._hypothetical = re.compile(f.hypothetical)
+        self._consequent = re.compile(f.threat_consequent)
+        self._question = re.compile(f.question)
+        self._reported = re.compile(f.reported)
+        self._cooking = re.compile(f.cooking)
+        self._habitual = re.compile(f.habitual)
+        self._over = re.compile(f.over)
+        self._in_care = re.compile(f.in_care)
+        self._denied = re.compile(f.denied)
+        self._aftermath = re.compile(f.aftermath)
+        self._aim = _compile("{aim}", slots)
+        needed = {"now"} | {s.needs for s in cues.situations if s.needs}
+        self._needs = {name: _compile(f"{{{name}}}", slots) for name in needed}
+        self._order = {k: i for i, k in enumerate(cues.priority)}
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> DangerDetector:
+        return cls(load_danger_file(path))
+
+    def detect(self, text: str) -> DangerReading:
+        """Every situation in `text` (normalised), kept if its frame is real and present."""
+        found: list[Finding] = []
+        dismissed: list[Finding] = []
+        now = self._needs["now"].search(text) is not None
+        needs_met: dict[str, bool] = {"now": now}
+        context = _Context(
+            now=now,
+            aftermath=not now and self._aftermath.search(text) is not None,
+            denied=self._denied.search(text) is not None or self._over.search(text) is not None,
+        )
+        taken: set[tuple[DangerKind, int]] = set()
+        for i, (situation, rx) in enumerate(self._situations):
+            unless = self._unless.get(i)
+            for m in rx.finditer(text):
+                key = (situation.kind, m.start())
+                if key in taken:
+                    continue
+                why = self._dismissal(text, m.start(), m.end(), situation, context)
+                if why is None and unless is not None and unless.search(text):
+                    why = "unless"
+                if why is None and situation.needs is not None:
+                    met = needs_met.get(situation.needs)
+                    if met is None:
+                        met = needs_met[situation.needs] = self._needs[situation.needs].search(text) is not None
+                    why = None if met else f"no_{situation.needs}"
+                finding = Finding(situation.kind, m.group(0), m.start(), why)
+                (found if why is None else dismissed).append(finding)
+                if why is None:
+                    taken.add(key)
+                    break  # one finding per situation is enough to decide
+        found.sort(key=lambda f: (self._order[f.kind], f.start))
+        return DangerReading(tuple(found), tuple(dismissed))
+
+    # -- frames -------------------------------------------------------------------------------
+
+    def _dismissal(self, text: str, start: int, end: int, situation: Situation, context: _Context) -> str | None:
+        kind = situation.kind
+        c_start, c_end = _bounds(text, start, _CLAUSE_END)
+        s_start, s_end = _bounds(text, start, _SENTENCE_END)
+        if self._negated(text, c_start, start, end):
+            return "negated"
+        if situation.deniable and context.denied:
+            return "denied"
+        if context.aftermath and (kind.value in _TOLD_AFTER or situation.needs == "now"):
+            return "aftermath"
+        before_clause = text[c_start:start]
+        if self._figurative.search(before_clause) or self._figurative_after.match(text, end):
+            return "figurative"
+        sentence = text[s_start:s_end]
+        reported = self._reported.search(text, s_start, start)
+        if reported and not self._negation.search(text[max(s_start, reported.start() - 3) : reported.start()]):
+            return "reported"  # "不是演习" is not a drill
+        if self._is_question(text, s_start, s_end):
+            return "question"
+        if self._hypothetical_before(text, s_start, c_start, start, weak_counts=kind is not DangerKind.SELF_HARM):
+            return "hypothetical"
+        # a despairing person's backstory is in the past, what they say they will do is not; a fire that
+        # broke out last night may still be burning
+        reach = max(s_start, c_start - _PAST_REACH) if kind.value in _STATES else s_start
+        if self._in_past(text, reach, c_end, start, end):
+            return "past"
+        if self._over.search(text, end, s_end):
+            return "over"
+        if kind.value in _TOLD_AFTER and kind is not DangerKind.WEAPON and self._habitual.search(before_clause):
+            return "habitual"
+        if kind is DangerKind.LIFE_AT_RISK and self._in_care.search(sentence):
+            return "in_care"
+        around = text[s_start:start] + text[end:s_end]  # the weapon's own name is no kitchen: 杀猪刀
+        if kind is DangerKind.WEAPON and self._cooking.search(around) and not self._aim.search(sentence):
+            return "cooking"
+        return None
+
+    def _negated(self, text: str, c_start: int, start: int, end: int) -> bool:
+        head = text[start : min(end, start + 2)]
+        if self._breakers.match(head):  # the cue itself reasserts: "就要砍死我"
+            return False
+        for skip in range(_NEGATION_REACH + 1):
+            stop = start - skip
+            if stop <= c_start:
+                return False
+            if skip and self._breakers.search(text, stop, start):
+                return False
+            if self._negation.search(text[max(c_start, stop - 4) : stop]):
+                return True
+        return False
+
+    def _is_question(self, text: str, s_start: int, s_end: int) -> bool:
+        tail = text[s_end : s_end + 1]
+        sentence = text[s_start:s_end]
+        asks = tail in ("?", "？") or sentence.rstrip().endswith(("吗", "呢", "么"))
+        return asks and self._question.search(sentence) is not None
+
+    def _hypothetical_before(self, text: str, s_start: int, c_start: int, start: int, weak_counts: bool) -> bool:
+        """A worry or a condition governs the cue, unless a threat's consequence comes between them."""
+        last = None
+        for m in self._hypothetical.finditer(text, s_start, start):
+            last = m
+        if last is None:
+            return False
+        weak = last.group(0) not in _STRONG_HYPOTHETICALS
+        if weak and (not weak_counts or last.start() < c_start):
+            return False  # 担心, 怕, 隐患 reach only their own clause, and never cancel a fear for a life
+        return self._consequent.search(text, last.end(), start) is None
+
+    def _in_past(self, text: str, s_start: int, c_end: int, start: int, end: int) -> bool:
+        """The latest time marker before the cue in its sentence says it is over; or the cue's own
+        clause puts it in the past ("打架是上个月的事"), or its verb does ("打过")."""
+        if text.startswith("过", end) and not text.startswith("过来", end) and not text.startswith("过去", end):
+            return True
+        last_past = last_present = -1
+        for m in self._past.finditer(text, s_start, start):
+            last_past = m.start()
+        for m in self._present.finditer(text, s_start, start):
+            last_present = m.start()
+        if last_past > last_present:
+            return True
+        if last_present >= 0:
+            return False
+        after_past = self._past.search(text, end, c_end)
+        return after_past is not None and self._present.search(text, end, c_end) is None
