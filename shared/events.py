@@ -195,6 +195,8 @@ class AlertKind(StrEnum):
     REMINDER = "reminder"
     OVERDUE = "overdue"
     ESCALATED = "escalated"
+    # a critical case routed to a unit that cannot act at once: the command centre must know now
+    CRITICAL_ELSEWHERE = "critical_elsewhere"
 
 
 class CaseAlertPayload(BaseModel):

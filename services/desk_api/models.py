@@ -35,14 +35,14 @@ _STATUS_VALUES = tuple(s.value for s in CaseStatus)
 # Fields of a case a desk sees in its queue and in the detail; the complainant is added by disclosure.
 SUMMARY_FIELDS = (
     "status", "unit", "category", "urgency", "risk_flags", "channel", "location", "received_at", "routed_at",
-    "overdue", "repeat_count", "needs_review", "deadlines", "text",
+    "overdue", "repeat_count", "needs_review", "deadlines", "text", "matter", "linked_cases",
 )
 DETAIL_FIELDS = (
     "status", "unit", "category", "urgency", "risk_flags", "channel", "location", "text", "external_ref",
     "occurred_at", "received_at", "routed_at", "accepted_at", "resolved_at", "closed_at", "updated_at", "routing",
     "routing_attempt", "overdue", "overdue_since", "overdue_rules", "repeat_count", "needs_review",
     "handback_reason", "excluded_units", "extension_used", "agreement", "satisfaction", "reopen_count",
-    "escalated_from", "escalated_at",
+    "escalated_from", "escalated_at", "matter", "linked_cases",
 )
 DEADLINE_FIELDS = ("rule", "start", "due", "source", "opened_at", "met_at", "extended_by")
 ACTION_RECORD_FIELDS = ("case_id", "action", "actor", "outcome", "reason", "at", "before", "after")

@@ -4,6 +4,11 @@ A report of a matter that is already open (the same complainant, by a keyed hash
 with a similar text; or the very same words from anyone, as when one letter comes through two channels)
 joins that case instead of opening a new one: its repeat count and urgency rise and the timeline shows
 the merge.
+
+A complaint holding several matters (一单多诉) becomes one case per matter (拆单), each classified and
+routed on its own and linked to the others: a debt dispute and "另外，电梯里困着人" must not share a
+queue. The first matter keeps the event's own case id; the others' ids derive from the event and the
+matter's place, so a redelivered event splits into the same cases.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from functools import lru_cache
 
 from shared.config import Settings
 from shared.domain.case import OPEN_STATUSES, CaseStatus
+from shared.domain.matters import split_matters
 from shared.domain.repeats import (
     CaseFingerprint,
     RepeatMatch,
@@ -88,9 +94,35 @@ async def find_open_repeat(
 
 
 async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime) -> str:
-    """Validate, open (or join) the case, record it on the timeline, publish case-received for a new one."""
+    """Validate, split into matters, open (or join) a case for each, link them; returns the first case."""
     event = read_channel_event(body, settings)
-    text = normalise_text(event.text)
+    matters = split_matters(normalise_text(event.text))
+    if len(matters) == 1:
+        return await take_in_matter(event, matters[0], store=store, emit=emit, settings=settings, now=now)
+    case_ids = []
+    for index, text in enumerate(matters):
+        part = event if index == 0 else event.model_copy(
+            update={"event_id": derive_event_id(event.event_id, f"matter{index + 1}")})
+        case_ids.append(await take_in_matter(part, text, store=store, emit=emit, settings=settings, now=now,
+                                             matter=(index + 1, len(matters))))
+    await link_matters(store, f"{event.channel.value}:{event.event_id}", case_ids, now)
+    return case_ids[0]
+
+
+async def link_matters(store: CaseStore, receipt: str, case_ids: list[str], now: datetime) -> None:
+    """Each case of a split complaint names the others, on the case and on its timeline (once)."""
+    for case_id in dict.fromkeys(case_ids):
+        others = [c for c in dict.fromkeys(case_ids) if c != case_id]
+        if others:
+            entry = timeline_entry(f"linked:{receipt}", now, "linked", cases=others)
+            await store.update_recording(case_id, entry, {"$addToSet": {"linked_cases": {"$each": others}}})
+
+
+async def take_in_matter(
+    event: ChannelEvent, text: str, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime,
+    matter: tuple[int, int] | None = None,
+) -> str:
+    """Open (or join) the case of one matter, record it on the timeline, publish case-received for a new one."""
     receipt = f"{event.channel.value}:{event.event_id}"
     key = key_of(event, settings)
     own_case_id = case_id_for(event.channel, event.event_id)
@@ -125,6 +157,7 @@ async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settin
         "occurred_at": event.occurred_at,
         "received_at": now,
         "repeat_count": 0,
+        **({"matter": {"index": matter[0], "of": matter[1]}, "linked_cases": []} if matter else {}),
     }, timeline_entry(f"received:{receipt}", now, "received", channel=event.channel.value))
     await store.file_under(filed, case_id)
     await emit(CaseReceived(

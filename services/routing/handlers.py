@@ -8,16 +8,17 @@ from datetime import datetime
 from shared.domain.case import CaseStatus
 from shared.domain.routing import Policy, route
 from shared.domain.triage import RoutingDecision, Unit
-from shared.events import CaseClassified, CaseRouted, CaseRoutedPayload
+from shared.events import AlertKind, CaseAlert, CaseAlertPayload, CaseClassified, CaseRouted, CaseRoutedPayload
 from shared.handling import Rejected, parse_event
 from shared.metrics import CASES_NEEDING_REVIEW, CASES_ROUTED
 from shared.store import CaseStore, timeline_entry
 
 Emit = Callable[[CaseRouted], Awaitable[None]]
+Alert = Callable[[CaseAlert], Awaitable[None]]
 
 
 async def route_case(
-    body: bytes, *, store: CaseStore, emit: Emit, policy: Policy, max_bytes: int, now: datetime
+    body: bytes, *, store: CaseStore, emit: Emit, alert: Alert, policy: Policy, max_bytes: int, now: datetime
 ) -> CaseRouted:
     classified = parse_event(body, CaseClassified, max_bytes=max_bytes)
     p = classified.payload
@@ -59,6 +60,11 @@ async def route_case(
         received_at=case["received_at"],
     ), f"routed{p.routing_attempt}")
     await emit(event)
+    if decision.alert_command:  # before the offset is committed: a replay repeats it, with the same id
+        await alert(classified.follow_up(CaseAlert, CaseAlertPayload(
+            kind=AlertKind.CRITICAL_ELSEWHERE, unit=Unit.COMMAND, rule="routing.critical_not_immediate",
+            due=now.date().isoformat(),
+        ), f"critical{p.routing_attempt}"))
     if first_time:
         CASES_ROUTED.labels(unit.value, decision.override or "none").inc()
         if decision.needs_review:

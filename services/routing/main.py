@@ -6,7 +6,7 @@ from services.routing import handlers
 from shared import topics
 from shared.domain.routing import load_policy
 from shared.domain.triage import Unit
-from shared.events import CaseRouted, utcnow
+from shared.events import CaseAlert, CaseRouted, utcnow
 from shared.runtime import Service
 
 service = Service("routing")
@@ -15,6 +15,8 @@ desks = {
     unit: service.publisher(topics.desk_topic(unit), CaseRouted, f"The queue of the {unit.value} desk.")
     for unit in Unit
 }
+alerts = service.publisher(topics.CASE_ALERTS, CaseAlert,
+                           "A critical case routed to a unit that cannot act at once: the command centre is told.")
 policy = load_policy()
 
 
@@ -24,8 +26,12 @@ async def emit(event: CaseRouted) -> None:
     await service.publish(routed, event)
 
 
+async def alert(event: CaseAlert) -> None:
+    await service.publish(alerts, event)
+
+
 async def work(body: bytes) -> None:
-    await handlers.route_case(body, store=service.store, emit=emit, policy=policy,
+    await handlers.route_case(body, store=service.store, emit=emit, alert=alert, policy=policy,
                               max_bytes=service.settings.max_event_bytes, now=utcnow())
 
 

@@ -147,3 +147,25 @@ async def test_health_and_metrics(fleet: Fleet) -> None:
         else:
             assert "faststream_received_messages_total" in text  # FastStream's own Prometheus middleware
             assert "triage_stage_seconds" in text
+
+
+async def test_a_complaint_with_two_matters_becomes_two_linked_cases_each_routed_on_its_own(
+    producer: AIOKafkaProducer, db: Db, fleet: Fleet
+) -> None:
+    text = ("我借给同村老李三万块钱，借条写的去年年底还，到现在一直拖着不还，想请调解中心帮忙调解。"
+            "另外还有个事，我们小区3号楼电梯卡在七楼和八楼之间，里面困着一个孕妇和两个老人，物业电话打不通。")
+    event = channel_event(text, channel="12345")
+    for _ in range(2):  # a redelivered event splits into the same cases
+        await publish(producer, event)
+    first = case_id_for("12345", event["event_id"])
+    second = case_id_for("12345", f"{event['event_id']}.matter2")
+
+    debt, lift = await routed_case(db, first), await routed_case(db, second)
+    assert debt["unit"] == "mediation" and debt["urgency"] != "critical"
+    assert (lift["unit"], lift["urgency"]) == ("command", "critical")
+    assert lift["routing"]["override"] == "danger.trapped_disaster"
+    assert "电梯" in lift["text"] and "借条" not in lift["text"]
+    linked = await eventually(lambda: db.cases.find_one({"_id": first, "linked_cases": second}), what="the link")
+    assert linked["matter"] == {"index": 1, "of": 2}
+    assert (await db.cases.find_one({"_id": second}))["linked_cases"] == [first]
+    assert await db.cases.count_documents({"linked_cases": first}) == 1  # the redelivery opened nothing more

@@ -320,7 +320,7 @@ class DangerDetector:
         last_past = last_present = -1
         for m in self._past.finditer(text, s_start, start):
             last_past = m.start()
-        for m in self._present.finditer(text, s_start, start):
+        for m in self._present.finditer(text, s_start, end):  # "今晚回来弄死我" says when itself
             last_present = m.start()
         if last_past > last_present:
             return True
