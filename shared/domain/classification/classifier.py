@@ -263,6 +263,13 @@ class Classifier:
                     weight=round(unit_support, 4),
                 )
             )
+        model_unit = units[int(model_top[0])]
+        if reading.kind is None and model_unit is not unit:
+            # the rules carried the case across to another unit than the model's: two views disagree on
+            # where it goes, the commonest sign of a wrong unit in cross-validation
+            needs_review = True
+            reasons.append(_reason(kind="review", code="unit_views_differ",
+                                   detail=f"模型倾向派往 {model_unit.value}，规则改派 {unit.value}"))
         disagreement = self._disagreement(p_model, int(model_top[0]), evidence, policy)
         if disagreement is not None:
             needs_review = True

@@ -1,0 +1,77 @@
+"""Several matters in one complaint (一单多诉) are split into one case each (拆单); one matter stays whole.
+
+Besides the examples here, data/danger/matters.jsonl holds complaints written by someone who never saw
+the splitter: multi-matter ones with the many ways people move on to a second matter, and single-matter
+ones whose connective words (另外两户, 还有一个孩子, 一是…二是…) must not split.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR
+from shared.domain.matters import MIN_MATTER_CHARS, split_matters
+
+SUITE_PATH = DEFAULT_CORPUS_DIR.parent / "danger" / "matters.jsonl"
+SUITE: list[dict[str, Any]] = (
+    [json.loads(line) for line in SUITE_PATH.read_text(encoding="utf-8").splitlines() if line]
+    if SUITE_PATH.exists()
+    else []
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("邻居欠我两万块钱一直不还，想请调解。另外还有个事，小区门口的路灯坏了一个月了，晚上黑漆漆的。", 2),
+        ("反映三件事：楼上漏水物业不管，已经半年了。第二件事，小区里有人私搭彩钢棚。"
+         "第三件事，请问离婚时公积金怎么分？", 3),
+        ("厂里欠了我三个月工资没发，老板一直躲着不见人。对了，我还想问一下工伤认定要准备什么材料？", 2),
+    ],
+)
+def test_several_matters_are_split_in_order(text: str, count: int) -> None:
+    parts = split_matters(text)
+    assert len(parts) == count
+    assert "".join(parts).replace(" ", "") == text.replace(" ", "")  # nothing lost, nothing added
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "河水漫进村里，我家被淹了，另外两户人家也被淹了，老人还困在屋里。",
+        "电梯困住了三个人，还有一个孩子在里面哭，物业电话打不通。",
+        "我有几点建议：一是江边步道晚上太暗，二是公交站台没有座椅，三是图书馆希望延长开放时间。",
+        "他把我家的鸡毒死了，此外他还天天骂人，要求他赔偿并道歉。",
+        "另外",
+    ],
+)
+def test_one_matter_stays_whole(text: str) -> None:
+    assert split_matters(text) == [text]
+
+
+def test_a_short_aside_is_not_a_matter() -> None:
+    text = "物业乱收停车费，每月多收我们两百块。另外，谢谢。"
+    assert len("另外，谢谢。") < MIN_MATTER_CHARS
+    assert split_matters(text) == [text]
+
+
+def test_splitting_is_deterministic() -> None:
+    text = "借钱不还的事想调解一下，对方叫张三欠了五万。另外还有个事，我们村的河被工厂排污染黑了。"
+    assert split_matters(text) == split_matters(text)
+
+
+def _covered(case: dict[str, Any]) -> bool:
+    return len(case["matters"]) > 1
+
+
+@pytest.mark.skipif(not SUITE, reason="the splitter suite is not in this checkout")
+def test_the_suite_splits_most_multi_matter_complaints_and_keeps_single_ones_whole() -> None:
+    multi = [c for c in SUITE if _covered(c)]
+    single = [c for c in SUITE if not _covered(c)]
+    split_right = sum(len(split_matters(c["text"])) == len(c["matters"]) for c in multi)
+    split_wrongly = [c["id"] for c in single if len(split_matters(c["text"])) > 1]
+    assert split_right / len(multi) >= 0.8, f"{split_right}/{len(multi)}"
+    assert len(split_wrongly) / len(single) <= 0.05, split_wrongly
