@@ -185,6 +185,11 @@ class Classifier:
             for cat, boost in rules.flag_boosts.get(flag, {}).items():
                 if cat in index:
                     points[index[cat]] += boost
+        for name, boost in rules.signal_boosts.items():
+            if name in evidence.signals and not any(u in evidence.signals for u in boost.unless):
+                for cat, points_ in boost.boost.items():
+                    if cat in index:
+                        points[index[cat]] += points_
         for kind in reading.kinds:
             for cat, boost in rules.danger_boosts.get(kind, {}).items():
                 if cat in index:

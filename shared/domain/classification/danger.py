@@ -271,7 +271,8 @@ class DangerDetector:
             return "past"
         if self._over.search(text, end, s_end):
             return "over"
-        if kind.value in _TOLD_AFTER and kind is not DangerKind.WEAPON and self._habitual.search(before_clause):
+        recurring = (kind.value in _TOLD_AFTER and kind is not DangerKind.WEAPON) or situation.deniable
+        if recurring and self._habitual.search(before_clause):
             return "habitual"
         if kind is DangerKind.LIFE_AT_RISK and self._in_care.search(sentence):
             return "in_care"

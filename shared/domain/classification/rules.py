@@ -66,6 +66,13 @@ class BlendSettings(BaseModel):
     rule_cap: float = Field(default=9.0, gt=0)  # a category's rule score counts up to this
 
 
+class SignalBoost(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    boost: dict[Category, float]
+    unless: list[str] = Field(default_factory=list)  # other signals that cancel it
+
+
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +81,7 @@ class RulesFile(BaseModel):
     flag_boosts: dict[RiskFlag, dict[Category, float]] = Field(default_factory=dict)
     danger_boosts: dict[DangerKind, dict[Category, float]] = Field(default_factory=dict)
     channel_boosts: dict[str, dict[Category, float]] = Field(default_factory=dict)
+    signal_boosts: dict[str, SignalBoost] = Field(default_factory=dict)
     segmenter_words: list[str] = Field(default_factory=list)
     categories: dict[Category, RuleGroup]
     flags: dict[RiskFlag, RuleGroup] = Field(default_factory=dict)
