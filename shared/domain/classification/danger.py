@@ -33,7 +33,7 @@ _SENTENCE_END = "。!！?？;；\n()（）"
 _CLAUSE_END = _SENTENCE_END + ",，、:：…~～"
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 _NEGATION_REACH = 3  # characters between a negation cue and what it negates ("没有人打我": 1)
-_PAST_REACH = 10  # before a self-harm cue, a time marker reaches its own clause and this far back
+_PAST_REACH = 20  # before a self-harm cue, a time marker reaches its own clause and this far back
 _STRONG_HYPOTHETICALS = frozenset({"万一", "如果", "假如", "假设", "要是", "一旦", "倘若"})
 # states (a fire, a person lying there): a time marker says when they began, not that they are over
 _STATES = frozenset({"self_harm", "trapped_disaster", "life_at_risk"})
