@@ -8,7 +8,8 @@ the merge.
 A complaint holding several matters (一单多诉) becomes one case per matter (拆单), each classified and
 routed on its own and linked to the others: a debt dispute and "另外，电梯里困着人" must not share a
 queue. The first matter keeps the event's own case id; the others' ids derive from the event and the
-matter's place, so a redelivered event splits into the same cases.
+matter's place, so a redelivered event splits into the same cases (as long as the classifier that
+tells the matters apart is the same).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from functools import lru_cache
 
 from shared.config import Settings
 from shared.domain.case import OPEN_STATUSES, CaseStatus
-from shared.domain.matters import split_matters
+from shared.domain.matters import TopicsOf, split_matters
 from shared.domain.repeats import (
     CaseFingerprint,
     RepeatMatch,
@@ -36,6 +37,7 @@ from shared.metrics import CASES_RECEIVED, REPEATS_MERGED
 from shared.store import CaseStore, timeline_entry
 
 Emit = Callable[[CaseReceived], Awaitable[None]]
+Topics = TopicsOf
 CANDIDATES = 20  # the most recent cases under a key that are compared with a new report
 
 
@@ -93,10 +95,13 @@ async def find_open_repeat(
     return find_repeat(CaseFingerprint(report, key, signature_of(text), now), candidates, window)
 
 
-async def take_in(body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime) -> str:
-    """Validate, split into matters, open (or join) a case for each, link them; returns the first case."""
+async def take_in(
+    body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime, topics: Topics | None = None
+) -> str:
+    """Validate, split into matters, open (or join) a case for each, link them; returns the first case.
+    `topics` tells what each candidate part is about, so that one matter told in two breaths stays whole."""
     event = read_channel_event(body, settings)
-    matters = split_matters(normalise_text(event.text))
+    matters = split_matters(normalise_text(event.text), topics)
     if len(matters) == 1:
         return await take_in_matter(event, matters[0], store=store, emit=emit, settings=settings, now=now)
     case_ids = []

@@ -1,9 +1,14 @@
 """Intake service: `faststream run services.intake.main:app`."""
 
+from collections.abc import Hashable, Sequence
+from functools import cache
+
 from faststream.kafka.annotations import KafkaMessage
 
 from services.intake import handlers
 from shared import topics
+from shared.domain.classification import Classifier, load_policy
+from shared.domain.classification.classifier import topics_of
 from shared.events import CaseReceived, utcnow
 from shared.runtime import Record, Service
 
@@ -15,12 +20,24 @@ async def emit(event: CaseReceived) -> None:
     await service.publish(received, event)
 
 
+@cache
+def _topics() -> handlers.Topics:
+    return topics_of(Classifier.load(), load_policy())
+
+
+def matter_topics(parts: Sequence[str]) -> Sequence[Hashable]:
+    """What each part of a complaint that may hold several matters is about. The classifier is loaded on
+    the first such complaint: most complaints hold one matter and never need it here."""
+    return _topics()(parts)
+
+
 def order_keys(record: Record) -> list[str]:
     return handlers.order_keys(record.value or b"", service.settings)
 
 
 async def work(body: bytes) -> None:
-    await handlers.take_in(body, store=service.store, emit=emit, settings=service.settings, now=utcnow())
+    await handlers.take_in(body, store=service.store, emit=emit, settings=service.settings, now=utcnow(),
+                           topics=matter_topics)
 
 
 @service.subscriber(topics.CHANNEL_EVENTS, title="channel-events",

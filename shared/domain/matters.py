@@ -12,38 +12,53 @@ Pure and deterministic, so a redelivered event splits the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Hashable, Sequence
+
+# what each candidate part is about; equal neighbours are one matter
+TopicsOf = Callable[[Sequence[str]], Sequence[Hashable]]
 
 MIN_MATTER_CHARS = 12  # a part shorter than this is a remark, not a matter of its own
 MAX_MATTERS = 5
 
-# a new matter is announced at the start of a sentence or clause
-_BOUNDARY = r"(?:^|(?<=[。.!！?？;；\n,，、…]))\s*"
+# a new matter is announced at the start of a sentence, a clause or a line
+_BOUNDARY = r"(?:^|(?<=[。.!！?？;；\n,，、…:：\s]))"
 _MARKER = re.compile(
     _BOUNDARY
     + r"(?:"
-    r"另外(?:还有|再|我还|我想|想|就是|有个|有件|呢|说一下|反映|一个事|一件事|[,，:：])"
-    r"|此外(?:还|[,，:：])"
-    r"|还有(?:一|个|一个|件|一件)(?:事|问题|情况)"
+    # the operator's summary: 来电人还反映 / 来访人同时反映 / 来电人顺便咨询
+    r"(?:来电人|来访人|报警人|来信人|反映人|诉求人|该户|该村民)(?:还|又|同时|另外|顺便|最后|另)(?:反映|说|称|咨询|投诉|举报|提出|表示|要求|问)"
+    r"|另外(?:还有|再|我还|我想|想|就是|有个|有件|呢|说一下|反映|一个|一件|要反映|[,，:：\s])"
+    r"|我另外|此外(?:还|[,，:：])|另报|另[,，:：]|另外一个"
+    r"|还有(?:一|个|一个|件|一件)(?:事|问题|情况|诉求)"
     r"|还有个事|还有件事|另有一事|另一件事|另一个问题|另一个事"
-    r"|(?:再|还|顺便|顺带)(?:反映|投诉|举报|说|问|提)(?:一下|一个|一件|个)"
-    r"|第[二三四五2-5](?:件事|个问题|个事)"
-    r"|还有就是|再一个|再有就是|对了[,，]|除此之外|另[:：]"
-    r"|(?:我|同时)?还(?:想|要)(?:反映|投诉|举报|问|说)"
-    r"|同时(?:还|我)?(?:想|要)?(?:反映|投诉|举报)"
+    r"|(?:哦|对了|噢|啊)?还有(?:啊|呀|哈|[,，:：\s])"
+    r"|(?:再|还|顺便|顺带)(?:反映|投诉|举报|说|问|提|咨询)(?:一下|一个|一件|个|下)"
+    r"|(?:再说|再讲)?第[二三四五2-5](?:件事|个问题|个事|个|[,，、:：])"
+    r"|再就是|再一个|再有就是|对了[,，\s]|对了还有|除此之外"
+    r"|(?:我|同时)?还(?:想|要)(?:反映|投诉|举报|问|说|咨询)"
+    r"|同时(?:还|我)?(?:想|要)?(?:反映|投诉|举报|[,，])"
+    # a numbered list: each item after the first is a matter of its own (not 一是…二是… within one)
+    r"|(?:[2-9]|[二三四五六七八九])(?:[.．、]|\)|）)(?!\d)"
+    r"|[(（](?:[2-9]|[二三四五六七八九])[)）]"
     r")"
 )
 
 
-def split_matters(text: str) -> list[str]:
-    """The matters of one complaint, in order; a complaint of one matter comes back whole."""
-    starts = [m.start() for m in _MARKER.finditer(text)]
-    parts: list[str] = []
-    cut = 0
-    for start in starts:
-        head = text[cut:start].strip(" ，,。.;；、…")
-        tail = text[start:].strip()
-        if len(head) >= MIN_MATTER_CHARS and len(tail) >= MIN_MATTER_CHARS and len(parts) < MAX_MATTERS - 1:
-            parts.append(text[cut:start].strip())
-            cut = start
-    parts.append(text[cut:].strip())
-    return parts if len(parts) > 1 else [text]
+def split_matters(text: str, topics: TopicsOf | None = None) -> list[str]:
+    """The matters of one complaint, in order; a complaint of one matter comes back whole.
+
+    `topics`, given the candidate parts, names what each is about (the classifier's category and
+    danger); neighbouring parts about the same thing are one matter told in two breaths ("还有啊，他们卸
+    货的车就停在盲道上" after a complaint about the same shop) and are joined again."""
+    cuts = [0]
+    for m in _MARKER.finditer(text):
+        head = text[cuts[-1] : m.start()].strip(" ，,。.;；、…\n")
+        tail = text[m.start() :].strip()
+        if len(head) >= MIN_MATTER_CHARS and len(tail) >= MIN_MATTER_CHARS and len(cuts) < MAX_MATTERS:
+            cuts.append(m.start())
+    if len(cuts) > 1 and topics is not None:
+        keys = topics([text[a:b] for a, b in zip(cuts, [*cuts[1:], len(text)], strict=True)])
+        cuts = [cut for i, cut in enumerate(cuts) if i == 0 or keys[i] != keys[i - 1]]
+    if len(cuts) == 1:
+        return [text]
+    return [text[a:b].strip() for a, b in zip(cuts, [*cuts[1:], len(text)], strict=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -185,11 +185,11 @@ class Classifier:
             for cat, boost in rules.flag_boosts.get(flag, {}).items():
                 if cat in index:
                     points[index[cat]] += boost
-        for name, boost in rules.signal_boosts.items():
-            if name in evidence.signals and not any(u in evidence.signals for u in boost.unless):
-                for cat, points_ in boost.boost.items():
+        for name, signal_boost in rules.signal_boosts.items():
+            if name in evidence.signals and not any(u in evidence.signals for u in signal_boost.unless):
+                for cat, extra in signal_boost.boost.items():
                     if cat in index:
-                        points[index[cat]] += points_
+                        points[index[cat]] += extra
         for kind in reading.kinds:
             for cat, boost in rules.danger_boosts.get(kind, {}).items():
                 if cat in index:
@@ -330,6 +330,18 @@ class Classifier:
                 f"规则倾向 {rule_cat.value}（{rule_score:.1f}分），模型倾向 {model_cat.value}（{model_p:.2f}）"
             )
         return None
+
+
+Topic = tuple[Category, DangerKind | None]
+
+
+def topics_of(classifier: Classifier, policy: Policy) -> Callable[[Sequence[str]], list[Topic]]:
+    """What each part of a complaint is about, for `split_matters`: its category and its danger now."""
+
+    def topics(parts: Sequence[str]) -> list[Topic]:
+        return [(a.category, a.danger) for a in classifier.assess_many(parts, policy=policy)]
+
+    return topics
 
 
 def triage_text(

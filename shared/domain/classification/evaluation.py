@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.domain.classification.classifier import Classifier, triage_many
+from shared.domain.classification.classifier import Classifier, topics_of, triage_many
 from shared.domain.classification.corpus import Example, default_corpus_dir, load_blind, load_heldout
 from shared.domain.classification.policy import Policy, load_policy
 from shared.domain.matters import split_matters
@@ -132,7 +132,8 @@ def _most_urgent(
 def score(
     classifier: Classifier, policy: Policy, examples: list[Example], name: str = "held-out", unit_target: float = 0.95
 ) -> EvaluationReport:
-    parts = [split_matters(e.text) for e in examples]
+    topics = topics_of(classifier, policy)
+    parts = [split_matters(e.text, topics) for e in examples]
     flat = triage_many(classifier, policy, [p for ps in parts for p in ps],
                        [e.channel for e, ps in zip(examples, parts, strict=True) for _ in ps])
     confusion: dict[Unit, dict[Unit, int]] = {u: dict.fromkeys(Unit, 0) for u in Unit}
