@@ -325,7 +325,9 @@ class Classifier:
         rule_cat, rule_score = max(evidence.category_scores.items(), key=lambda kv: kv[1])
         model_cat, model_p = self.model.classes[j], float(p_model[j])
         limits = policy.disagreement
-        if rule_cat != model_cat and rule_score >= limits.rule_score and model_p >= limits.model_probability:
+        # doubt between two categories of one unit does not change where the case goes
+        same_unit = policy.unit_for(rule_cat) is policy.unit_for(model_cat)
+        if not same_unit and rule_score >= limits.rule_score and model_p >= limits.model_probability:
             return (
                 f"规则倾向 {rule_cat.value}（{rule_score:.1f}分），模型倾向 {model_cat.value}（{model_p:.2f}）"
             )

@@ -33,7 +33,7 @@ _SENTENCE_END = "。!！?？;；\n()（）"
 _CLAUSE_END = _SENTENCE_END + ",，、:：…~～"
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 _NEGATION_REACH = 3  # characters between a negation cue and what it negates ("没有人打我": 1)
-_PAST_REACH = 20  # before a self-harm cue, a time marker reaches its own clause and this far back
+_PAST_REACH = 12  # before a self-harm cue, a time marker reaches its own clause and this far back
 _STRONG_HYPOTHETICALS = frozenset({"万一", "如果", "假如", "假设", "要是", "一旦", "倘若"})
 # states (a fire, a person lying there): a time marker says when they began, not that they are over
 _STATES = frozenset({"self_harm", "trapped_disaster", "life_at_risk"})
@@ -163,6 +163,42 @@ def _compile(pattern: str, slots: dict[str, str]) -> re.Pattern[str]:
         raise DangerError(f"bad pattern {pattern!r}: {exc}") from exc
 
 
+def first_chars(rx: re.Pattern[str]) -> frozenset[str] | None:
+    """The characters a match of `rx` can begin with, or None when any may: a text that has none of them
+    cannot match, so the regular expression need not run (most texts touch few situations)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+    from re import _parser  # type: ignore[attr-defined]
+
+    def of(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
+        found: set[str] = set()
+        for op, arg in items:
+            if op is c.LITERAL:
+                return frozenset(found | {chr(arg)})
+            if op is c.IN and all(o is c.LITERAL for o, _ in arg):
+                return frozenset(found | {chr(a) for _, a in arg})
+            if op in (c.AT, c.ASSERT_NOT, c.ASSERT):
+                continue  # zero-width: the match starts at what follows
+            inner: frozenset[str] | None
+            if op is c.SUBPATTERN:
+                inner, optional = of(list(arg[-1])), False
+            elif op is c.BRANCH:
+                branches = [of(list(b)) for b in arg[1]]
+                inner = None if any(b is None for b in branches) else frozenset().union(*branches)  # type: ignore[arg-type]
+                optional = any(not b for b in arg[1])
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                inner, optional = of(list(arg[2])), arg[0] == 0
+            else:
+                return None
+            if inner is None:
+                return None
+            found |= inner
+            if not optional:
+                return frozenset(found)
+        return None  # everything was optional: an empty match is possible
+
+    return of(list(_parser.parse(rx.pattern)))
+
+
 def _bounds(text: str, pos: int, ends: str) -> tuple[int, int]:
     start = pos
     while start > 0 and text[start - 1] not in ends:
@@ -180,6 +216,7 @@ class DangerDetector:
         self.cues = cues
         slots = cues.slots
         self._situations = [(s, _compile(s.pattern, slots)) for s in cues.situations]
+        self._first = [first_chars(rx) for _, rx in self._situations]
         self._unless = {i: _compile(s.unless, slots) for i, s in enumerate(cues.situations) if s.unless}
         f = cues.frames
         self._negation = re.compile(f.negation)
@@ -219,7 +256,11 @@ class DangerDetector:
             denied=self._denied.search(text) is not None or self._over.search(text) is not None,
         )
         taken: set[tuple[DangerKind, int]] = set()
+        chars = set(text)
         for i, (situation, rx) in enumerate(self._situations):
+            first = self._first[i]
+            if first is not None and chars.isdisjoint(first):
+                continue
             unless = self._unless.get(i)
             for m in rx.finditer(text):
                 key = (situation.kind, m.start())
