@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.domain.classification import Classifier, Policy, load_policy, triage_text
-from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR, load_heldout, load_train
+from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR, load_blind, load_heldout, load_train
 from shared.domain.classification.evaluation import score
 from shared.domain.classification.numbers import money_amounts, parse_chinese_number, people_counts
 from shared.domain.classification.rules import RulesError, load_rules_file
@@ -244,13 +244,26 @@ def test_warm_load_uses_the_cache(cache_dir: Path, classifier: Classifier) -> No
     assert again.model_key == classifier.model_key
 
 
-def test_heldout_targets(classifier: Classifier, policy: Policy) -> None:
-    """Trained on train_* only (the fixture); scored on heldout_*, which training never reads."""
-    examples = load_heldout(DEFAULT_CORPUS_DIR)
-    report = score(classifier, policy, examples)
-    assert report.unit_accuracy >= 0.95, report.format_text(show_misses=True)
+def test_heldout_floor(classifier: Classifier, policy: Policy) -> None:
+    """Trained on train_* only (the fixture); scored on heldout_*, which training never reads. The held-out
+    part shares its author with the first training parts; the floor guards against regressions, the blind
+    set below measures generalisation."""
+    report = score(classifier, policy, load_heldout(DEFAULT_CORPUS_DIR))
+    assert report.unit_accuracy >= 0.92, report.format_text(show_misses=True)
     assert report.category_accuracy >= 0.85, report.format_text(show_misses=True)
     assert report.critical_recall == 1.0, report.format_text(show_misses=True)
+
+
+def test_blind_set_figures(classifier: Classifier, policy: Policy) -> None:
+    """The blind set (authors who never saw the corpus, rules or model): its figures, never its misses."""
+    report = score(classifier, policy, load_blind(), name="blind", unit_target=0.93)
+    print(report.format_text())
+    assert report.n >= 400 and report.critical_total / report.n >= 0.15
+    assert report.unit_accuracy >= 0.93, report.format_text()
+    assert report.category_accuracy >= 0.85, report.format_text()
+    assert report.critical_recall >= 0.95, report.format_text()
+    assert report.needs_review / report.n <= 0.15, report.format_text()
+    assert report.wrong_units_flagged / max(report.wrong_units, 1) >= 0.6, report.format_text()
 
 
 # -- amounts -----------------------------------------------------------------------------------

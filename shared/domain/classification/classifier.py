@@ -190,10 +190,6 @@ class Classifier:
                 for cat, extra in signal_boost.boost.items():
                     if cat in index:
                         points[index[cat]] += extra
-        for kind in reading.kinds:
-            for cat, boost in rules.danger_boosts.get(kind, {}).items():
-                if cat in index:
-                    points[index[cat]] += boost
         if channel is not None:
             for cat, boost in rules.channel_boosts.get(channel, {}).items():
                 if cat in index:
@@ -213,6 +209,11 @@ class Classifier:
         classes = self.model.classes
         best = int(top[0])
         category = classes[best]
+        danger_category = policy.danger.routes[reading.kind].category if reading.kind else None
+        if danger_category is not None and danger_category in self._class_index:
+            # people trapped, a fire, a gas leak: the hazard is what the case is about (the policy says so)
+            best = self._class_index[danger_category]
+            category = danger_category
         confidence = float(combined[best])
         top_categories = [(classes[int(j)], round(float(combined[j]), 4)) for j in top]
         flags = {f.value for f in evidence.flags}  # plain strings: cheap to hash on the hot path
@@ -275,10 +276,6 @@ class Classifier:
             needs_review = True
             reasons.append(_reason(kind="review", code="unit_views_differ",
                                    detail=f"模型倾向派往 {model_unit.value}，规则改派 {unit.value}"))
-        disagreement = self._disagreement(p_model, int(model_top[0]), evidence, policy)
-        if disagreement is not None:
-            needs_review = True
-            reasons.append(_reason(kind="review", code="rules_model_disagree", detail=disagreement))
 
         return Assessment(
             category=category,
@@ -318,20 +315,6 @@ class Classifier:
                 reasons.append(_reason(kind="policy", code=f"urgency.{rule.id}", detail=f"≤{cap.value}: {why}"))
                 return cap, reasons
         return base, reasons
-
-    def _disagreement(self, p_model: np.ndarray, j: int, evidence: Evidence, policy: Policy) -> str | None:
-        if not evidence.category_scores:
-            return None
-        rule_cat, rule_score = max(evidence.category_scores.items(), key=lambda kv: kv[1])
-        model_cat, model_p = self.model.classes[j], float(p_model[j])
-        limits = policy.disagreement
-        # doubt between two categories of one unit does not change where the case goes
-        same_unit = policy.unit_for(rule_cat) is policy.unit_for(model_cat)
-        if not same_unit and rule_score >= limits.rule_score and model_p >= limits.model_probability:
-            return (
-                f"规则倾向 {rule_cat.value}（{rule_score:.1f}分），模型倾向 {model_cat.value}（{model_p:.2f}）"
-            )
-        return None
 
 
 Topic = tuple[Category, DangerKind | None]

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 FEATURE_VERSION = "char12-saga-v1"  # bump when the analyzer or hyper-parameters change
 NGRAM_RANGE = (1, 2)  # 5-fold CV on train: 1-2 grams 0.80 blended vs 0.80 for 1-3, a third fewer lookups
-C_VALUE = 10.0
+C_VALUE = 60.0  # leave-one-author-out over the training parts: unit 0.948 at 60 against 0.942 at 10
 
 _DIGITS_RE = re.compile(r"\d+(?:\.\d+)?")
 _DROP_RE = re.compile(r"[\s,.!?;:，。！？；：、…~～\"“”'‘’()（）【】\[\]<>《》|/\-—_*#@]+")

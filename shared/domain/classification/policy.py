@@ -66,6 +66,7 @@ class CategoryPolicy(_Strict):
 class DangerRoute(_Strict):
     unit: Unit
     label: str = Field(min_length=1)
+    category: Category | None = None  # what such a case is about whatever else it mentions, if anything
 
 
 class DangerPolicy(_Strict):
@@ -113,11 +114,6 @@ class UrgencyRule(_Strict):
         return not self._flag_values.isdisjoint(flags) or not signals.isdisjoint(self.signals_any)
 
 
-class Disagreement(_Strict):
-    model_probability: float = Field(default=0.6, ge=0.0, le=1.0)
-    rule_score: float = Field(default=2.5, ge=0.0)
-
-
 class Thresholds(_Strict):
     large_sum_yuan: float = Field(default=50_000, gt=0)
     many_affected_people: int = Field(default=10, ge=2)
@@ -127,7 +123,6 @@ class Thresholds(_Strict):
 class Policy(_Strict):
     version: str = Field(min_length=1)
     review_threshold: float = Field(ge=0.0, le=1.0)
-    disagreement: Disagreement = Disagreement()
     thresholds: Thresholds = Thresholds()
     units: dict[Unit, UnitPolicy]
     categories: dict[Category, CategoryPolicy]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.domain.classification.numbers import money_amounts, people_counts
 from shared.domain.classification.policy import Policy, read_yaml
 from shared.domain.classification.text import ClauseView, Segmenter, clause_spans
-from shared.domain.triage import Category, DangerKind, RiskFlag
+from shared.domain.triage import Category, RiskFlag
 
 DEFAULT_RULES_PATH = Path(__file__).resolve().parent.parent / "rules.yaml"
 
@@ -79,7 +79,6 @@ class RulesFile(BaseModel):
     version: str = Field(min_length=1)
     blend: BlendSettings = BlendSettings()
     flag_boosts: dict[RiskFlag, dict[Category, float]] = Field(default_factory=dict)
-    danger_boosts: dict[DangerKind, dict[Category, float]] = Field(default_factory=dict)
     channel_boosts: dict[str, dict[Category, float]] = Field(default_factory=dict)
     signal_boosts: dict[str, SignalBoost] = Field(default_factory=dict)
     segmenter_words: list[str] = Field(default_factory=list)
