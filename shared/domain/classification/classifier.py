@@ -56,7 +56,7 @@ _DISMISSED = {
     "negated": "被否定", "past": "已过去", "over": "已结束", "figurative": "是气话或夸张",
     "hypothetical": "是假设或担心", "question": "是法律咨询", "reported": "是转述新闻或表演",
     "cooking": "是日常用具", "aftermath": "是事后索赔", "denied": "来电人说未动手", "in_care": "已在救治",
-    "habitual": "是长期隐患", "unless": "另有所指",
+    "habitual": "是长期隐患", "unless": "另有所指", "animal": "说的是动物",
 }  # fmt: skip
 
 

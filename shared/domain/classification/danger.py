@@ -69,6 +69,7 @@ class Frames(BaseModel):
     threat_consequent: str
     question: str
     reported: str
+    animal: str
     habitual: str
     cooking: str
     over: str
@@ -231,6 +232,7 @@ class DangerDetector:
         self._reported = re.compile(f.reported)
         self._cooking = re.compile(f.cooking)
         self._habitual = re.compile(f.habitual)
+        self._animal = re.compile(f.animal)
         self._over = re.compile(f.over)
         self._in_care = re.compile(f.in_care)
         self._denied = re.compile(f.denied)
@@ -315,6 +317,10 @@ class DangerDetector:
         recurring = (kind.value in _TOLD_AFTER and kind is not DangerKind.WEAPON) or situation.deniable
         if recurring and self._habitual.search(before_clause):
             return "habitual"
+        if kind in (DangerKind.LIFE_AT_RISK, DangerKind.TRAPPED_DISASTER) and self._animal.search(
+            text, max(s_start, start - 12), start
+        ):
+            return "animal"
         if kind is DangerKind.LIFE_AT_RISK and self._in_care.search(sentence):
             return "in_care"
         around = text[s_start:start] + text[end:s_end]  # the weapon's own name is no kitchen: 杀猪刀
