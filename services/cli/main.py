@@ -134,6 +134,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.benchmark:
         print(json.dumps(benchmark(args.benchmark, corpus)))
         return 0
+    if args.misses and args.set == "blind":
+        print("the blind set's misses are not shown: read its figures, never tune on its texts", file=sys.stderr)
+        return 2
     print(evaluate(corpus, which=args.set).format_text(show_misses=args.misses))
     return 0
 

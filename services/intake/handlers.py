@@ -14,6 +14,7 @@ tells the matters apart is the same).
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -37,7 +38,6 @@ from shared.metrics import CASES_RECEIVED, REPEATS_MERGED
 from shared.store import CaseStore, timeline_entry
 
 Emit = Callable[[CaseReceived], Awaitable[None]]
-Topics = TopicsOf
 CANDIDATES = 20  # the most recent cases under a key that are compared with a new report
 
 
@@ -96,12 +96,13 @@ async def find_open_repeat(
 
 
 async def take_in(
-    body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime, topics: Topics | None = None
+    body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime, topics: TopicsOf | None = None
 ) -> str:
     """Validate, split into matters, open (or join) a case for each, link them; returns the first case.
     `topics` tells what each candidate part is about, so that one matter told in two breaths stays whole."""
     event = read_channel_event(body, settings)
-    matters = split_matters(normalise_text(event.text), topics)
+    # the classifier behind `topics` is loaded and run off the event loop: the consumer keeps its heartbeat
+    matters = await asyncio.to_thread(split_matters, normalise_text(event.text), topics)
     if len(matters) == 1:
         return await take_in_matter(event, matters[0], store=store, emit=emit, settings=settings, now=now)
     case_ids = []
@@ -116,8 +117,9 @@ async def take_in(
 
 async def link_matters(store: CaseStore, receipt: str, case_ids: list[str], now: datetime) -> None:
     """Each case of a split complaint names the others, on the case and on its timeline (once)."""
-    for case_id in dict.fromkeys(case_ids):
-        others = [c for c in dict.fromkeys(case_ids) if c != case_id]
+    distinct = list(dict.fromkeys(case_ids))  # two matters may have joined one open case
+    for case_id in distinct:
+        others = [c for c in distinct if c != case_id]
         if others:
             entry = timeline_entry(f"linked:{receipt}", now, "linked", cases=others)
             await store.update_recording(case_id, entry, {"$addToSet": {"linked_cases": {"$each": others}}})

@@ -1,5 +1,6 @@
 """Intake service: `faststream run services.intake.main:app`."""
 
+import logging
 from collections.abc import Hashable, Sequence
 from functools import cache
 
@@ -9,9 +10,11 @@ from services.intake import handlers
 from shared import topics
 from shared.domain.classification import Classifier, load_policy
 from shared.domain.classification.classifier import topics_of
+from shared.domain.matters import TopicsOf
 from shared.events import CaseReceived, utcnow
 from shared.runtime import Record, Service
 
+log = logging.getLogger(__name__)
 service = Service("intake")
 received = service.publisher(topics.CASE_RECEIVED, CaseReceived, "A complaint became a case (or joined one).")
 
@@ -21,14 +24,19 @@ async def emit(event: CaseReceived) -> None:
 
 
 @cache
-def _topics() -> handlers.Topics:
-    return topics_of(Classifier.load(), load_policy())
+def _topics() -> TopicsOf | None:
+    try:
+        return topics_of(Classifier.load(), load_policy())
+    except (OSError, ValueError) as exc:  # no corpus or model here: split by the markers alone
+        log.warning("matters are split without the classifier: %s", exc)
+        return None
 
 
 def matter_topics(parts: Sequence[str]) -> Sequence[Hashable]:
     """What each part of a complaint that may hold several matters is about. The classifier is loaded on
     the first such complaint: most complaints hold one matter and never need it here."""
-    return _topics()(parts)
+    topics = _topics()
+    return topics(parts) if topics is not None else list(range(len(parts)))
 
 
 def order_keys(record: Record) -> list[str]:

@@ -63,7 +63,7 @@ async def route_case(
     if decision.alert_command:  # before the offset is committed: a replay repeats it, with the same id
         await alert(classified.follow_up(CaseAlert, CaseAlertPayload(
             kind=AlertKind.CRITICAL_ELSEWHERE, unit=Unit.COMMAND, rule="routing.critical_not_immediate",
-            due=now.date().isoformat(),
+            due=case["received_at"].date().isoformat(),  # act now: the day it came in, whenever replayed
         ), f"critical{p.routing_attempt}"))
     if first_time:
         CASES_ROUTED.labels(unit.value, decision.override or "none").inc()

@@ -3,7 +3,8 @@
 A caller with a debt dispute who adds "另外还有个事，电梯里困着人" has made two reports: one for the
 mediation centre next month, one for the command centre now. The 12345 platforms split such a ticket
 and link the parts. `split_matters` finds where a new matter begins: a marker that opens a new
-sentence or clause (另外, 此外, 还有一件事, 再反映一个, 第二件事, 二是...), with enough said on both sides
+sentence or clause (另外, 此外, 还有一件事, 再反映一个, 第二件事, the second item of a numbered list...),
+with enough said on both sides
 of it to be a matter of its own. It is deliberately cautious: "另外两户" or "还有一个孩子" do not split,
 and neither do the numbered points of one letter (一是…二是…).
 Pure and deterministic, so a redelivered event splits the same way.
@@ -18,6 +19,7 @@ from collections.abc import Callable, Hashable, Sequence
 TopicsOf = Callable[[Sequence[str]], Sequence[Hashable]]
 
 MIN_MATTER_CHARS = 12  # a part shorter than this is a remark, not a matter of its own
+MIN_SAID_CHARS = 8  # what follows a marker before the next one: "对了还有个事" alone says nothing yet
 MAX_MATTERS = 5
 
 # a new matter is announced at the start of a sentence, a clause or a line
@@ -38,10 +40,13 @@ _MARKER = re.compile(
     r"|(?:我|同时)?还(?:想|要)(?:反映|投诉|举报|问|说|咨询)"
     r"|同时(?:还|我)?(?:想|要)?(?:反映|投诉|举报|[,，])"
     # a numbered list: each item after the first is a matter of its own (not 一是…二是… within one)
-    r"|(?:[2-9]|[二三四五六七八九])(?:[.．、]|\)|）)(?!\d)"
-    r"|[(（](?:[2-9]|[二三四五六七八九])[)）]"
+    r"|(?P<item>(?:[2-9]|[二三四五六七八九])(?:[.．、]|\)|）)(?![0-9一二三四五六七八九十几两])"
+    r"|[(（](?:[2-9]|[二三四五六七八九])[)）])"
     r")"
 )
+
+
+_FIRST_ITEM = re.compile(_BOUNDARY + r"(?:[1一](?:[.．、]|\)|）)|[(（][1一][)）])")
 
 
 def split_matters(text: str, topics: TopicsOf | None = None) -> list[str]:
@@ -50,11 +55,14 @@ def split_matters(text: str, topics: TopicsOf | None = None) -> list[str]:
     `topics`, given the candidate parts, names what each is about (the classifier's category and
     danger); neighbouring parts about the same thing are one matter told in two breaths ("还有啊，他们卸
     货的车就停在盲道上" after a complaint about the same shop) and are joined again."""
+    markers = list(_MARKER.finditer(text))
     cuts = [0]
-    for m in _MARKER.finditer(text):
+    for m, following in zip(markers, [*markers[1:], None], strict=False):  # None ends the last
+        if m.group("item") and not _FIRST_ITEM.search(text, 0, m.start()):
+            continue  # "三、四个人" is a count, not the third item of a list that has no first
         head = text[cuts[-1] : m.start()].strip(" ，,。.;；、…\n")
-        tail = text[m.start() :].strip()
-        if len(head) >= MIN_MATTER_CHARS and len(tail) >= MIN_MATTER_CHARS and len(cuts) < MAX_MATTERS:
+        said = text[m.end() : following.start() if following else len(text)].strip(" ，,。.;；、…:：\n")
+        if len(head) >= MIN_MATTER_CHARS and len(said) >= MIN_SAID_CHARS and len(cuts) < MAX_MATTERS:
             cuts.append(m.start())
     if len(cuts) > 1 and topics is not None:
         keys = topics([text[a:b] for a, b in zip(cuts, [*cuts[1:], len(text)], strict=True)])

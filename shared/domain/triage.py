@@ -106,7 +106,7 @@ class Assessment(BaseModel):
     reasons: list[Reason] = Field(default_factory=list)
     needs_review: bool = False
     danger: DangerKind | None = None  # the danger now that decides the unit, if anyone is in danger
-    # named rule signals that fired (e.g. "violence_now", "consultation"); routing overrides may need them
+    # named rule signals that fired (e.g. "consultation", "law_question"): urgency rules read them
     signals: list[str] = Field(default_factory=list)
 
 

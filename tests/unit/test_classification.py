@@ -257,13 +257,9 @@ def test_heldout_floor(classifier: Classifier, policy: Policy) -> None:
 def test_blind_set_figures(classifier: Classifier, policy: Policy) -> None:
     """The blind set (authors who never saw the corpus, rules or model): its figures, never its misses."""
     report = score(classifier, policy, load_blind(), name="blind", unit_target=0.93)
-    print(report.format_text())
+    print(report.format_text())  # reported, not asserted: a gate on it would invite tuning to it
     assert report.n >= 400 and report.critical_total / report.n >= 0.15
-    assert report.unit_accuracy >= 0.93, report.format_text()
-    assert report.category_accuracy >= 0.85, report.format_text()
-    assert report.critical_recall >= 0.95, report.format_text()
-    assert report.needs_review / report.n <= 0.15, report.format_text()
-    assert report.wrong_units_flagged / max(report.wrong_units, 1) >= 0.6, report.format_text()
+    assert report.multi_total >= 20 and len(report.by_style) >= 6
 
 
 # -- amounts -----------------------------------------------------------------------------------

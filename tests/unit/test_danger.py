@@ -114,6 +114,44 @@ def test_frames_that_are_not_real_or_present_do_not_fire(detector: DangerDetecto
     assert reading.dismissed and {f.dismissed for f in reading.dismissed} <= why, reading.dismissed
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("我老公拿刀砍我，怎么办？", DangerKind.WEAPON),  # a plea for help is no question about the law
+        ("二楼着火了，有人被困，怎么办啊？", DangerKind.TRAPPED_DISASTER),
+        ("老板拖欠薪水半年，我哥现在站在工地塔吊上", DangerKind.SELF_HARM),  # 薪水 is no flood
+        ("几个人拿着钢管在我店里，要我赔钱", DangerKind.WEAPON),  # money asked for is no claim told after
+        ("上次漏水的事物业修好了。现在楼下两个人打起来了，拉不开，快来", DangerKind.VIOLENCE),
+    ],
+)
+def test_what_is_said_elsewhere_in_the_text_does_not_cancel_a_danger(
+    detector: DangerDetector, text: str, kind: DangerKind
+) -> None:
+    assert kind_of(detector, text) is kind
+
+
+@pytest.mark.parametrize("text", ["装修师傅拿着刀片刮墙", "快递员拿着绳子捆货，催我快点签收"])
+def test_words_inside_other_words_are_not_cues(detector: DangerDetector, text: str) -> None:
+    assert kind_of(detector, text) is None
+
+
+def test_a_long_text_without_punctuation_is_read_in_bounded_time(detector: DangerDetector) -> None:
+    # each frame reads a bounded window around its cue, and a situation explains at most three dismissals
+    reading = detector.detect("他拿刀砍人" * 1500)
+    assert reading.kind is DangerKind.WEAPON
+    assert len(reading.dismissed) <= 3 * len(detector.cues.situations)
+
+
+def test_skipping_situations_by_their_first_characters_changes_no_reading() -> None:
+    texts = [c["text"] for c in SUITE]
+    fast = DangerDetector.load()
+    slow = DangerDetector.load()
+    slow._first = [None] * len(slow._first)  # every situation runs
+    for text in texts:
+        norm = normalize(text)
+        assert fast.detect(norm) == slow.detect(norm), text
+
+
 def test_one_text_with_several_dangers_decides_by_priority(detector: DangerDetector) -> None:
     reading = detector.detect(normalize("一百多个村民聚集在厂门口，有人拿着钢管要砸门"))
     assert reading.kind is DangerKind.WEAPON
@@ -129,7 +167,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_an_unknown_slot_is_an_error(tmp_path: Path) -> None:
+def test_an_unknown_slot_is_an_error() -> None:
     cues = load_danger_file()
     data = cues.model_dump(mode="json")
     data["situations"][0]["pattern"] = "{knives}"

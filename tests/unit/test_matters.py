@@ -60,9 +60,20 @@ def test_a_short_aside_is_not_a_matter() -> None:
     assert split_matters(text) == [text]
 
 
-def test_splitting_is_deterministic() -> None:
-    text = "借钱不还的事想调解一下，对方叫张三欠了五万。另外还有个事，我们村的河被工厂排污染黑了。"
-    assert split_matters(text) == split_matters(text)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "楼下烧烤店每天营业到凌晨，三、四个人在门口喝酒划拳，吵得孩子睡不着觉。",  # a count, not a list
+        "我家的狗被邻居的车轧伤了，花了两百块钱呢。对了还有个事",  # a marker with nothing said after it
+    ],
+)
+def test_counts_and_bare_markers_do_not_split(text: str) -> None:
+    assert split_matters(text) == [text]
+
+
+def test_a_numbered_list_splits_at_each_item() -> None:
+    text = "1. 小区门口早市占道经营严重，堵得车过不去。2. 菜市场二楼的消防通道被锁死了，没人管。"
+    assert len(split_matters(text)) == 2
 
 
 def _covered(case: dict[str, Any]) -> bool:

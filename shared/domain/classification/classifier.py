@@ -57,6 +57,7 @@ _DISMISSED = {
     "hypothetical": "是假设或担心", "question": "是法律咨询", "reported": "是转述新闻或表演",
     "cooking": "是日常用具", "aftermath": "是事后索赔", "denied": "来电人说未动手", "in_care": "已在救治",
     "habitual": "是长期隐患", "unless": "另有所指", "animal": "说的是动物",
+    "no_now": "未说正在发生", "no_plan": "未说何时行动", "no_history": "未见此前的暴力",
 }  # fmt: skip
 
 
@@ -157,7 +158,7 @@ class Classifier:
         points = np.zeros_like(probs)
         for i, evidence in enumerate(evidences):
             _with_danger(evidence, readings[i])
-            self._rule_points(points[i], evidence, readings[i], channels[i] if channels is not None else None)
+            self._rule_points(points[i], evidence, channels[i] if channels is not None else None)
         blend = self.engine.rules.blend
         z = np.log(probs + 1e-9) + blend.rule_weight * np.minimum(points, blend.rule_cap)
         z -= z.max(axis=1, keepdims=True)
@@ -171,9 +172,7 @@ class Classifier:
             for i in range(len(normalized))
         ]
 
-    def _rule_points(
-        self, points: np.ndarray, evidence: Evidence, reading: DangerReading, channel: str | None
-    ) -> None:
+    def _rule_points(self, points: np.ndarray, evidence: Evidence, channel: str | None) -> None:
         """Rule evidence per category (in place), plus the policy-free boosts from flags and channel."""
         rules = self.engine.rules
         index = self._class_index

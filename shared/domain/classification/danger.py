@@ -11,7 +11,9 @@ story from the news. Some situations also need the text to say that it is happen
 
 The contract: `detect(text)` on normalised text returns a `DangerReading`; `kind` is the danger that
 decides where the case goes (the policy maps each kind to a unit that can act at once), `None` when
-nobody is in danger now. Pure and fast: regular expressions only, no segmentation.
+nobody is in danger now. Pure: regular expressions only, no segmentation; about a quarter of a
+millisecond a text, and bounded on long hostile ones (each frame reads at most a few hundred characters
+around its cue, and a situation explains at most three dismissals).
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ _SENTENCE_END = "。!！?？;；\n()（）"
 _CLAUSE_END = _SENTENCE_END + ",，、:：…~～"
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 _NEGATION_REACH = 3  # characters between a negation cue and what it negates ("没有人打我": 1)
-_PAST_REACH = 12  # before a self-harm cue, a time marker reaches its own clause and this far back
+_PAST_REACH = 12  # before a state (self-harm, a fire, someone down), a time marker reaches this far back
+_REACH = 200  # the farthest a sentence is read around a cue
+_DISMISSALS_PER_SITUATION = 3  # enough to explain; more would only cost time on a hostile text
 _STRONG_HYPOTHETICALS = frozenset({"万一", "如果", "假如", "假设", "要是", "一旦", "倘若"})
 # states (a fire, a person lying there): a time marker says when they began, not that they are over
 _STATES = frozenset({"self_harm", "trapped_disaster", "life_at_risk"})
 # told after the fact to claim a loss, these are over unless the text says something is happening now
-_TOLD_AFTER = frozenset({"weapon", "trapped_disaster", "life_at_risk"})
+_TOLD_AFTER = frozenset({"trapped_disaster", "life_at_risk"})
 
 
 class DangerError(ValueError):
@@ -121,15 +125,6 @@ class DangerReading:
         return list(dict.fromkeys(f.kind for f in self.found))
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What the whole text says, computed once per text."""
-
-    now: bool
-    aftermath: bool
-    denied: bool
-
-
 def load_danger_file(path: Path | None = None) -> DangerFile:
     path = path or DEFAULT_DANGER_PATH
     try:
@@ -201,11 +196,13 @@ def first_chars(rx: re.Pattern[str]) -> frozenset[str] | None:
 
 
 def _bounds(text: str, pos: int, ends: str) -> tuple[int, int]:
-    start = pos
-    while start > 0 and text[start - 1] not in ends:
+    """The clause or sentence around `pos`, at most _REACH characters either side (a text without
+    punctuation must not make every frame check read all of it)."""
+    start, floor = pos, max(0, pos - _REACH)
+    while start > floor and text[start - 1] not in ends:
         start -= 1
-    end = pos
-    while end < len(text) and text[end] not in ends:
+    end, ceiling = pos, min(len(text), pos + _REACH)
+    while end < ceiling and text[end] not in ends:
         end += 1
     return start, end
 
@@ -252,11 +249,6 @@ class DangerDetector:
         dismissed: list[Finding] = []
         now = self._needs["now"].search(text) is not None
         needs_met: dict[str, bool] = {"now": now}
-        context = _Context(
-            now=now,
-            aftermath=not now and self._aftermath.search(text) is not None,
-            denied=self._denied.search(text) is not None or self._over.search(text) is not None,
-        )
         taken: set[tuple[DangerKind, int]] = set()
         chars = set(text)
         for i, (situation, rx) in enumerate(self._situations):
@@ -264,12 +256,15 @@ class DangerDetector:
             if first is not None and chars.isdisjoint(first):
                 continue
             unless = self._unless.get(i)
+            dismissals = 0
             for m in rx.finditer(text):
                 key = (situation.kind, m.start())
                 if key in taken:
                     continue
-                why = self._dismissal(text, m.start(), m.end(), situation, context)
-                if why is None and unless is not None and unless.search(text):
+                why = self._dismissal(text, m.start(), m.end(), situation, now)
+                if why is None and unless is not None and unless.search(
+                    text, max(0, m.start() - 40), m.end() + 40
+                ):
                     why = "unless"
                 if why is None and situation.needs is not None:
                     met = needs_met.get(situation.needs)
@@ -281,20 +276,26 @@ class DangerDetector:
                 if why is None:
                     taken.add(key)
                     break  # one finding per situation is enough to decide
+                dismissals += 1
+                if dismissals == _DISMISSALS_PER_SITUATION:
+                    break
         found.sort(key=lambda f: (self._order[f.kind], f.start))
         return DangerReading(tuple(found), tuple(dismissed))
 
     # -- frames -------------------------------------------------------------------------------
 
-    def _dismissal(self, text: str, start: int, end: int, situation: Situation, context: _Context) -> str | None:
+    def _dismissal(self, text: str, start: int, end: int, situation: Situation, now: bool) -> str | None:
         kind = situation.kind
         c_start, c_end = _bounds(text, start, _CLAUSE_END)
         s_start, s_end = _bounds(text, start, _SENTENCE_END)
         if self._negated(text, c_start, start, end):
             return "negated"
-        if situation.deniable and context.denied:
+        # what the caller says next about it: "没动手", "已经散了", "要求赔偿"
+        around = (s_start, _bounds(text, min(s_end + 1, len(text)), _SENTENCE_END)[1])
+        if situation.deniable and (self._denied.search(text, *around) or self._over.search(text, *around)):
             return "denied"
-        if context.aftermath and (kind.value in _TOLD_AFTER or situation.needs == "now"):
+        told_after = kind.value in _TOLD_AFTER or situation.needs == "now"
+        if told_after and not now and self._aftermath.search(text, *around):
             return "aftermath"
         before_clause = text[c_start:start]
         if self._figurative.search(before_clause) or self._figurative_after.match(text, end):
@@ -303,7 +304,7 @@ class DangerDetector:
         reported = self._reported.search(text, s_start, start)
         if reported and not self._negation.search(text[max(s_start, reported.start() - 3) : reported.start()]):
             return "reported"  # "不是演习" is not a drill
-        if self._is_question(text, s_start, s_end):
+        if self._is_question(text, s_start, s_end) and not self._needs["now"].search(text, s_start, s_end):
             return "question"
         if self._hypothetical_before(text, s_start, c_start, start, weak_counts=kind is not DangerKind.SELF_HARM):
             return "hypothetical"
@@ -314,7 +315,7 @@ class DangerDetector:
             return "past"
         if self._over.search(text, end, s_end):
             return "over"
-        recurring = (kind.value in _TOLD_AFTER and kind is not DangerKind.WEAPON) or situation.deniable
+        recurring = kind.value in _TOLD_AFTER or situation.deniable
         if recurring and self._habitual.search(before_clause):
             return "habitual"
         if kind in (DangerKind.LIFE_AT_RISK, DangerKind.TRAPPED_DISASTER) and self._animal.search(
@@ -323,8 +324,8 @@ class DangerDetector:
             return "animal"
         if kind is DangerKind.LIFE_AT_RISK and self._in_care.search(sentence):
             return "in_care"
-        around = text[s_start:start] + text[end:s_end]  # the weapon's own name is no kitchen: 杀猪刀
-        if kind is DangerKind.WEAPON and self._cooking.search(around) and not self._aim.search(sentence):
+        beside = text[s_start:start] + text[end:s_end]  # the weapon's own name is no kitchen: 杀猪刀
+        if kind is DangerKind.WEAPON and self._cooking.search(beside) and not self._aim.search(sentence):
             return "cooking"
         return None
 
@@ -360,15 +361,15 @@ class DangerDetector:
             return False  # 担心, 怕, 隐患 reach only their own clause, and never cancel a fear for a life
         return self._consequent.search(text, last.end(), start) is None
 
-    def _in_past(self, text: str, s_start: int, c_end: int, start: int, end: int) -> bool:
+    def _in_past(self, text: str, reach: int, c_end: int, start: int, end: int) -> bool:
         """The latest time marker before the cue in its sentence says it is over; or the cue's own
         clause puts it in the past ("打架是上个月的事"), or its verb does ("打过")."""
         if text.startswith("过", end) and not text.startswith("过来", end) and not text.startswith("过去", end):
             return True
         last_past = last_present = -1
-        for m in self._past.finditer(text, s_start, start):
+        for m in self._past.finditer(text, reach, start):
             last_past = m.start()
-        for m in self._present.finditer(text, s_start, end):  # "今晚回来弄死我" says when itself
+        for m in self._present.finditer(text, reach, end):  # "今晚回来弄死我" says when itself
             last_present = m.start()
         if last_past > last_present:
             return True

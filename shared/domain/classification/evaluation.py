@@ -125,7 +125,7 @@ def _most_urgent(
     results: list[tuple[Assessment, RoutingDecision]],
 ) -> tuple[Assessment, RoutingDecision, bool]:
     """A complaint's lead matter (the most urgent, the first of equals), and whether any was flagged."""
-    lead = max(results, key=lambda r: (r[1].urgency.rank, -results.index(r)))
+    _, lead = max(enumerate(results), key=lambda ir: (ir[1][1].urgency.rank, -ir[0]))
     return lead[0], lead[1], any(d.needs_review for _, d in results)
 
 
