@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain.classification.policy import read_yaml
+from shared.domain.classification.policy import load_checked
 from shared.domain.triage import DangerKind
 
 DEFAULT_DANGER_PATH = Path(__file__).resolve().parent.parent / "danger.yaml"
@@ -126,16 +125,7 @@ class DangerReading:
 
 
 def load_danger_file(path: Path | None = None) -> DangerFile:
-    path = path or DEFAULT_DANGER_PATH
-    try:
-        data: Any = read_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DangerError(f"{path}: cannot read danger cues: {exc}") from exc
-    try:
-        return DangerFile.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DangerError(f"{path}: invalid danger cues: {problems}") from exc
+    return load_checked(path or DEFAULT_DANGER_PATH, DangerFile, DangerError, "danger cues")
 
 
 def _expand(pattern: str, slots: dict[str, str], depth: int = 0) -> str:

@@ -62,13 +62,6 @@ class EvaluationReport:
     def critical_recall(self) -> float:
         return self.critical_caught / self.critical_total if self.critical_total else 1.0
 
-    def meets_targets(self) -> bool:
-        return (
-            self.unit_accuracy >= self.unit_target
-            and self.category_accuracy >= 0.85
-            and self.critical_right == self.critical_total
-        )
-
     def format_text(self, show_misses: bool = False) -> str:
         non_critical = self.n - self.critical_total
         lines = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -46,6 +46,23 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def read_yaml(text: str) -> Any:
     """Safe YAML with duplicate keys rejected (raises yaml.YAMLError)."""
     return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+Checked = TypeVar("Checked", bound=BaseModel)
+
+
+def load_checked(path: Path, schema: type[Checked], error: type[ValueError], what: str) -> Checked:
+    """An operator's YAML file (rules, danger cues) read and checked against its schema; `error` names the
+    file and every field that is wrong, so a typo stops the service with a clear message."""
+    try:
+        data: Any = read_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from exc
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise error(f"{path}: invalid {what}: {problems}") from exc
 
 
 class _Strict(BaseModel):

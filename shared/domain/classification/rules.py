@@ -11,13 +11,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.domain.classification.numbers import money_amounts, people_counts
-from shared.domain.classification.policy import Policy, read_yaml
+from shared.domain.classification.policy import Policy, load_checked
 from shared.domain.classification.text import ClauseView, Segmenter, clause_spans
 from shared.domain.triage import Category, RiskFlag
 
@@ -88,16 +87,7 @@ class RulesFile(BaseModel):
 
 
 def load_rules_file(path: Path | None = None) -> RulesFile:
-    path = path or DEFAULT_RULES_PATH
-    try:
-        data: Any = read_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RulesError(f"{path}: cannot read rules: {exc}") from exc
-    try:
-        return RulesFile.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise RulesError(f"{path}: invalid rules: {problems}") from exc
+    return load_checked(path or DEFAULT_RULES_PATH, RulesFile, RulesError, "rules")
 
 
 _CATEGORY_KEYS: list[tuple[Category, tuple[GroupKind, str]]] = [(c, ("category", c.value)) for c in Category]
