@@ -31,35 +31,39 @@ def route(
 
 
 def _route_danger(assessment: Assessment, policy: Policy, excluded_units: frozenset[Unit]) -> RoutingDecision | None:
-    kind = assessment.danger
-    if kind is None:
-        return None
+    """A danger found by the cues goes where its kind's route says; one only the danger model suspects goes
+    to the unit the model names, flagged for review (the assessment already is)."""
     danger = policy.danger
-    chosen = danger.routes[kind]
-    candidates = [chosen.unit] + [u for u in danger.immediate_units if u != chosen.unit]
+    if assessment.danger is not None:
+        route_ = danger.routes[assessment.danger]
+        code, label, first = f"danger.{assessment.danger.value}", route_.label, route_.unit
+    elif assessment.danger_suspected is not None:
+        code, label, first = "danger.suspected", "模型判断可能有人正处危险", assessment.danger_suspected
+    else:
+        return None
+    candidates = [first] + [u for u in danger.immediate_units if u != first]
     reasons: list[Reason] = []
     for unit in candidates:
         if unit in excluded_units:
-            reasons.append(Reason(kind="override", code=f"danger.{kind.value}",
-                                  detail=f"{chosen.label} → {unit.value}，但该单位已退回此案，不再派给它"))
+            reasons.append(Reason(kind="override", code=code,
+                                  detail=f"{label} → {unit.value}，但该单位已退回此案，不再派给它"))
             continue
-        detail = f"{chosen.label} → {unit.value}"
-        if unit != chosen.unit:
+        detail = f"{label} → {unit.value}"
+        if unit != first:
             detail += "（改派另一能立即处置的单位）"
-        reasons.append(Reason(kind="override", code=f"danger.{kind.value}", detail=detail))
+        reasons.append(Reason(kind="override", code=code, detail=detail))
         return RoutingDecision(
             unit=unit,
             urgency=Urgency.CRITICAL,
-            override=f"danger.{kind.value}",
+            override=code,
             reasons=reasons,
-            needs_review=assessment.needs_review or unit != chosen.unit,
+            needs_review=assessment.needs_review or unit != first,
             policy_version=policy.version,
         )
     # every unit that can act at once handed it back: the category's unit, watched by a person
     fallback = _route_category(assessment, policy, excluded_units)
-    return fallback.model_copy(update={
-        "urgency": Urgency.CRITICAL, "override": f"danger.{kind.value}", "reasons": reasons + fallback.reasons,
-    })
+    return fallback.model_copy(update={"urgency": Urgency.CRITICAL, "override": code,
+                                       "reasons": reasons + fallback.reasons})
 
 
 def _route_category(assessment: Assessment, policy: Policy, excluded_units: frozenset[Unit]) -> RoutingDecision:
@@ -95,7 +99,9 @@ def _route_category(assessment: Assessment, policy: Policy, excluded_units: froz
 
 def _hold_the_invariant(decision: RoutingDecision, assessment: Assessment, policy: Policy) -> RoutingDecision:
     """A critical case or a danger now with a unit that cannot act at once: review, and tell command."""
-    urgent = decision.urgency is Urgency.CRITICAL or assessment.danger is not None
+    urgent = decision.urgency is Urgency.CRITICAL or assessment.danger is not None or bool(
+        assessment.danger_suspected
+    )
     if not urgent or policy.danger.can_act_at_once(decision.unit):
         return decision
     why = Reason(

@@ -106,6 +106,8 @@ class Assessment(BaseModel):
     reasons: list[Reason] = Field(default_factory=list)
     needs_review: bool = False
     danger: DangerKind | None = None  # the danger now that decides the unit, if anyone is in danger
+    # no cue was found, but the danger model thinks someone may be in danger now: the unit that can act
+    danger_suspected: Unit | None = None
     # named rule signals that fired (e.g. "consultation", "law_question"): urgency rules read them
     signals: list[str] = Field(default_factory=list)
 

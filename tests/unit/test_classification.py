@@ -233,15 +233,31 @@ def test_numpy_model_matches_sklearn(classifier: Classifier) -> None:
     probe = [normalize(t) for t in ("楼上漏水到我家", "老板拖欠工资", "电梯困人", "")]
     expected = clf.predict_proba(vec.transform(probe))
     got = classifier.model.predict_proba(probe)
-    order = [list(clf.classes_).index(c.value) for c in classifier.model.classes]
+    order = [list(clf.classes_).index(c) for c in classifier.model.classes]
     assert abs(expected[:, order] - got).max() < 1e-6
 
 
 def test_warm_load_uses_the_cache(cache_dir: Path, classifier: Classifier) -> None:
-    assert list(cache_dir.glob("model-*.npz"))
+    assert list(cache_dir.glob("model-*.npz")) and list(cache_dir.glob("danger-*.npz"))
     assert not list(cache_dir.glob("*.pkl")) and not list(cache_dir.glob("*.pickle"))
     again = Classifier.load(DEFAULT_CORPUS_DIR, cache_dir)
     assert again.model_key == classifier.model_key
+
+
+def test_the_danger_model_is_a_second_view_where_the_cues_find_nothing(
+    classifier: Classifier, policy: Policy
+) -> None:
+    calm = "小区物业费今年涨了两成，业主们想问问涨价有没有依据"
+    eager = policy.model_copy(update={"danger": policy.danger.model_copy(update={"model_threshold": 0.01})})
+    never = policy.model_copy(update={"danger": policy.danger.model_copy(update={"model_threshold": 1.0})})
+    suspected = classifier.assess(calm, policy=eager)
+    assert suspected.danger is None and suspected.danger_suspected in {Unit.POLICE, Unit.COMMAND}
+    assert suspected.urgency == Urgency.CRITICAL and suspected.needs_review
+    assert any(r.code == "danger.suspected" for r in suspected.reasons)
+    assert classifier.assess(calm, policy=never).danger_suspected is None
+    # a danger the cues found is never second-guessed
+    found = classifier.assess("他拿着菜刀在我家门口，说要砍死我", policy=eager)
+    assert found.danger is DangerKind.WEAPON and found.danger_suspected is None
 
 
 def test_heldout_floor(classifier: Classifier, policy: Policy) -> None:

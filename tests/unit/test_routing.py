@@ -24,6 +24,7 @@ def _assessment(
     top: list[tuple[Category, float]] | None = None,
     needs_review: bool = False,
     danger: DangerKind | None = None,
+    suspected: Unit | None = None,
 ) -> Assessment:
     return Assessment(
         category=category,
@@ -34,6 +35,7 @@ def _assessment(
         top_categories=top or [(category, 0.9)],
         needs_review=needs_review,
         danger=danger,
+        danger_suspected=suspected,
     )
 
 
@@ -68,6 +70,21 @@ def test_a_danger_goes_to_its_immediate_unit_whatever_the_category(
     assert decision.override == f"danger.{danger.value}"
     assert any(r.kind == "override" and r.code == f"danger.{danger.value}" for r in decision.reasons)
     assert not decision.alert_command
+
+
+@pytest.mark.parametrize("unit", sorted(IMMEDIATE))
+@pytest.mark.parametrize("category", list(Category))
+def test_a_danger_only_the_model_suspects_goes_to_its_unit_for_review(
+    policy: Policy, category: Category, unit: Unit
+) -> None:
+    decision = route(_assessment(category, suspected=unit, needs_review=True), policy)
+    assert (decision.unit, decision.urgency, decision.override) == (unit, Urgency.CRITICAL, "danger.suspected")
+    assert decision.needs_review and not decision.alert_command
+
+
+def test_the_cues_kind_wins_over_the_models_suspicion(policy: Policy) -> None:
+    decision = route(_assessment(Category.FAMILY, danger=DangerKind.MASS_INCIDENT, suspected=Unit.POLICE), policy)
+    assert decision.unit == Unit.COMMAND
 
 
 @pytest.mark.parametrize("category", list(Category))

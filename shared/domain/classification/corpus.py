@@ -94,6 +94,25 @@ def load_train(corpus_dir: Path) -> list[Example]:
     return read_examples(files)
 
 
+def red_team_files(corpus_dir: Path) -> list[Path]:
+    """The adversarial danger suites (data/danger/adversarial_*.jsonl) beside the corpus."""
+    return sorted((corpus_dir.parent / "danger").glob("adversarial_*.jsonl"))
+
+
+def load_red_team(corpus_dir: Path) -> list[tuple[str, DangerKind | None]]:
+    """The suites' texts with their danger (None for a near miss): training data for the danger model."""
+    cases: list[tuple[str, DangerKind | None]] = []
+    for path in red_team_files(corpus_dir):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    data = json.loads(line)
+                    cases.append((str(data["text"]), DangerKind(data["danger"]) if data["danger"] != "none" else None))
+                except (json.JSONDecodeError, KeyError, ValueError) as exc:
+                    raise CorpusError(f"{path}:{lineno}: bad case: {exc}") from exc
+    return cases
+
+
 def load_blind(blind_dir: Path | None = None) -> list[Example]:
     blind_dir = blind_dir or DEFAULT_BLIND_DIR
     files = sorted(blind_dir.glob("*.jsonl"))

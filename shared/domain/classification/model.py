@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from shared.domain.triage import Category
-
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -56,13 +54,13 @@ def sklearn_version() -> str:
         return "none"
 
 
-def corpus_key(train_files: Sequence[Path]) -> str:
+def corpus_key(train_files: Sequence[Path], extra: str = "") -> str:
     """Identifies a fitted model: the training files' bytes, the feature code and sklearn's version."""
     h = hashlib.sha256()
     for path in sorted(train_files):
         h.update(path.name.encode())
         h.update(path.read_bytes())
-    h.update(f"|{FEATURE_VERSION}|{C_VALUE}|{sklearn_version()}".encode())
+    h.update(f"|{FEATURE_VERSION}|{C_VALUE}|{sklearn_version()}|{extra}".encode())
     return h.hexdigest()[:24]
 
 
@@ -70,7 +68,7 @@ def corpus_key(train_files: Sequence[Path]) -> str:
 class LinearTextModel:
     """A fitted TF-IDF + logistic-regression model as numpy arrays."""
 
-    classes: list[Category]
+    classes: list[str]  # the labels: categories for the category model, units for the danger model
     vocabulary: dict[str, int]
     idf: FloatArray  # (n_features,)
     coef: FloatArray  # (n_features, n_classes): rows gathered per text
@@ -123,7 +121,7 @@ class LinearTextModel:
             idf=self.idf,
             coef=self.coef,
             intercept=self.intercept,
-            meta=np.array(json.dumps({"classes": [c.value for c in self.classes], "terms": terms})),
+            meta=np.array(json.dumps({"classes": list(self.classes), "terms": terms})),
         )
         tmp.replace(path)
 
@@ -132,7 +130,7 @@ class LinearTextModel:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             return cls(
-                classes=[Category(c) for c in meta["classes"]],
+                classes=[str(c) for c in meta["classes"]],
                 vocabulary={t: i for i, t in enumerate(meta["terms"])},
                 idf=np.asarray(data["idf"], dtype=np.float64),
                 coef=np.asarray(data["coef"], dtype=np.float64),
@@ -140,7 +138,9 @@ class LinearTextModel:
             )
 
 
-def fit_sklearn(texts: Sequence[str], labels: Sequence[Category]) -> tuple[TfidfVectorizer, LogisticRegression]:
+def fit_sklearn(
+    texts: Sequence[str], labels: Sequence[str], c: float = C_VALUE
+) -> tuple[TfidfVectorizer, LogisticRegression]:
     """The scikit-learn fit itself (imported here only: prediction never needs scikit-learn)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -150,16 +150,16 @@ def fit_sklearn(texts: Sequence[str], labels: Sequence[Category]) -> tuple[Tfidf
     x = vectorizer.fit_transform(texts)
     # saga reaches lbfgs's optimum to within 0.01 in probability ~5x faster here; one thread
     # because BLAS threads only contend on a busy machine for a problem this small
-    clf = LogisticRegression(C=C_VALUE, solver="saga", max_iter=3000, class_weight="balanced", random_state=0)
+    clf = LogisticRegression(C=c, solver="saga", max_iter=3000, class_weight="balanced", random_state=0)
     with threadpool_limits(limits=1):
-        clf.fit(x, [c.value for c in labels])
+        clf.fit(x, [str(label) for label in labels])
     return vectorizer, clf
 
 
-def fit(texts: Sequence[str], labels: Sequence[Category]) -> LinearTextModel:
+def fit(texts: Sequence[str], labels: Sequence[str], c: float = C_VALUE) -> LinearTextModel:
     """Fit with scikit-learn and export the result to numpy arrays."""
-    vectorizer, clf = fit_sklearn(texts, labels)
-    classes = [Category(c) for c in clf.classes_]
+    vectorizer, clf = fit_sklearn(texts, labels, c)
+    classes = [str(label) for label in clf.classes_]
     coef = np.asarray(clf.coef_, dtype=np.float64)
     intercept = np.asarray(clf.intercept_, dtype=np.float64)
     if len(classes) == 2:  # binary LR keeps one row; expand so predict_proba stays a softmax

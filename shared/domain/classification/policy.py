@@ -93,6 +93,9 @@ class DangerPolicy(_Strict):
 
     immediate_units: list[Unit] = Field(min_length=1)
     routes: dict[DangerKind, DangerRoute]
+    # the danger model's probability that someone is in danger now, above which a case the cues found
+    # nothing in is still treated as critical (with review)
+    model_threshold: float = Field(default=0.6, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _every_kind(self) -> DangerPolicy:
