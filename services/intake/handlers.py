@@ -105,12 +105,12 @@ async def take_in(
     matters = await asyncio.to_thread(split_matters, normalise_text(event.text), topics)
     if len(matters) == 1:
         return await take_in_matter(event, matters[0], store=store, emit=emit, settings=settings, now=now)
-    case_ids = []
+    case_ids: list[str] = []
     for index, text in enumerate(matters):
         part = event if index == 0 else event.model_copy(
             update={"event_id": derive_event_id(event.event_id, f"matter{index + 1}")})
         case_ids.append(await take_in_matter(part, text, store=store, emit=emit, settings=settings, now=now,
-                                             matter=(index + 1, len(matters))))
+                                             matter=(index + 1, len(matters)), siblings=frozenset(case_ids)))
     await link_matters(store, f"{event.channel.value}:{event.event_id}", case_ids, now)
     return case_ids[0]
 
@@ -127,7 +127,7 @@ async def link_matters(store: CaseStore, receipt: str, case_ids: list[str], now:
 
 async def take_in_matter(
     event: ChannelEvent, text: str, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime,
-    matter: tuple[int, int] | None = None,
+    matter: tuple[int, int] | None = None, siblings: frozenset[str] = frozenset(),
 ) -> str:
     """Open (or join) the case of one matter, record it on the timeline, publish case-received for a new one."""
     receipt = f"{event.channel.value}:{event.event_id}"
@@ -139,7 +139,8 @@ async def take_in_matter(
     # search to save, and the claim below returns that case anyway.
     known = await store.receipts.find_one({"_id": receipt}) if any(filed.values()) else None
     if known is None:
-        match = await find_open_repeat(store, own_case_id, key, text, now, filed,
+        others = {k: [c for c in cases if c not in siblings] for k, cases in filed.items()}  # not its own complaint
+        match = await find_open_repeat(store, own_case_id, key, text, now, others,
                                        timedelta(days=settings.repeat_window_days))
         target = match.case_id if match else own_case_id
     else:
