@@ -1,4 +1,7 @@
-"""`triage classify --jsonl FILE`: the services' own triage, offline, one JSON line out per line in."""
+"""`triage classify --jsonl FILE`: the services' own triage, offline, one JSON line out per line in.
+
+As intake does, a complaint holding several matters is split; its line gives the most urgent matter's
+unit and, under `matters`, each matter's own text, unit, category and urgency."""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from shared.domain.classification import Classifier
+from shared.domain.classification.classifier import topics_of
+from shared.domain.matters import split_matters
 from shared.domain.routing import Policy, load_policy, route
+from shared.domain.triage import Assessment, RoutingDecision
 
 BATCH = 256
 
@@ -40,19 +46,35 @@ def _triage_batch(
             results.append(None)
         except (json.JSONDecodeError, ValueError) as exc:
             results.append({"id": None, "line": number, "error": str(exc)})
-    assessments = classifier.assess_many([text for _, _, text, _ in items], [ch for _, _, _, ch in items])
-    for (position, item_id, _, _), assessment in zip(items, assessments, strict=True):
-        decision = route(assessment, policy)
-        results[position] = {
-            "id": item_id,
-            "unit": decision.unit.value,
-            "category": assessment.category.value,
-            "urgency": decision.urgency.value,
-            "risk_flags": [f.value for f in assessment.risk_flags],
-            "needs_review": decision.needs_review or assessment.needs_review,
-            "reasons": [r.model_dump(exclude_none=True) for r in (*decision.reasons, *assessment.reasons)],
-        }
+    topics = topics_of(classifier, policy)
+    parts = [split_matters(text, topics) for _, _, text, _ in items]
+    flat = classifier.assess_many([p for ps in parts for p in ps],
+                                  [ch for (_, _, _, ch), ps in zip(items, parts, strict=True) for _ in ps])
+    cursor = 0
+    for (position, item_id, _, _), texts in zip(items, parts, strict=True):
+        matters = [(text, a, route(a, policy)) for text, a in zip(texts, flat[cursor : cursor + len(texts)],
+                                                                  strict=True)]
+        cursor += len(texts)
+        _, assessment, decision = max(matters, key=lambda m: m[2].urgency.rank)  # the first of equals
+        result = {"id": item_id, **_result(assessment, decision)}
+        if len(matters) > 1:
+            result["matters"] = [{"text": t, **_result(a, d, brief=True)} for t, a, d in matters]
+        results[position] = result
     yield from (r for r in results if r is not None)
+
+
+def _result(assessment: Assessment, decision: RoutingDecision, brief: bool = False) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "unit": decision.unit.value,
+        "category": assessment.category.value,
+        "urgency": decision.urgency.value,
+        "danger": decision.override,
+        "needs_review": decision.needs_review or assessment.needs_review,
+    }
+    if not brief:
+        result["risk_flags"] = [f.value for f in assessment.risk_flags]
+        result["reasons"] = [r.model_dump(exclude_none=True) for r in (*decision.reasons, *assessment.reasons)]
+    return result
 
 
 def classify_jsonl(source: TextIO, sink: TextIO) -> int:

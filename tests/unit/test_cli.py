@@ -32,6 +32,17 @@ def test_classify_answers_every_line_in_order_with_the_contracts_fields() -> Non
     assert "error" in out[1] and "error" in out[3]
 
 
+def test_classify_lists_the_matters_of_a_complaint_that_holds_several() -> None:
+    text = ("邻居欠我两万块钱一直不还，想请调解中心帮忙。"
+            "另外还有个事，我们小区3号楼电梯卡在七楼，里面困着两个老人")
+    sink = io.StringIO()
+    assert classify_jsonl(io.StringIO(json.dumps({"id": "m", "text": text}, ensure_ascii=False) + "\n"), sink) == 0
+    out = json.loads(sink.getvalue())
+    assert (out["unit"], out["urgency"], out["danger"]) == ("command", "critical", "danger.trapped_disaster")
+    assert [m["unit"] for m in out["matters"]] == ["mediation", "command"]
+    assert "".join(m["text"] for m in out["matters"]).replace(" ", "") == text
+
+
 def test_deadline_command_prints_the_iso_due_date(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deadline", "legal_aid.decision", "--from", "2026-09-28"]) == 0
     assert capsys.readouterr().out.strip() == "2026-10-13"
