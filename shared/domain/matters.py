@@ -4,10 +4,9 @@ A caller with a debt dispute who adds "另外还有个事，电梯里困着人" 
 mediation centre next month, one for the command centre now. The 12345 platforms split such a ticket
 and link the parts. `split_matters` finds where a new matter begins: a marker that opens a new
 sentence or clause (另外, 此外, 还有一件事, 再反映一个, 第二件事, the second item of a numbered list...),
-with enough said on both sides
-of it to be a matter of its own. It is deliberately cautious: "另外两户" or "还有一个孩子" do not split,
-and neither do the numbered points of one letter (一是…二是…).
-Pure and deterministic, so a redelivered event splits the same way.
+with enough said on both sides of it to be a matter of its own. It is deliberately cautious: "另外两户"
+or "还有一个孩子" do not split, and neither do the points of one request (一是…二是…). Pure and
+deterministic (given the same classifier for `topics`), so a redelivered event splits the same way.
 """
 
 from __future__ import annotations
