@@ -10,9 +10,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from shared.domain.classification import Classifier
-from shared.domain.classification.classifier import topics_of
-from shared.domain.matters import split_matters
-from shared.domain.routing import Policy, load_policy, route
+from shared.domain.classification.complaints import most_urgent, triage_complaints
+from shared.domain.routing import Policy, load_policy
 from shared.domain.triage import Assessment, RoutingDecision
 
 BATCH = 256
@@ -46,16 +45,9 @@ def _triage_batch(
             results.append(None)
         except (json.JSONDecodeError, ValueError) as exc:
             results.append({"id": None, "line": number, "error": str(exc)})
-    topics = topics_of(classifier, policy)
-    parts = [split_matters(text, topics) for _, _, text, _ in items]
-    flat = classifier.assess_many([p for ps in parts for p in ps],
-                                  [ch for (_, _, _, ch), ps in zip(items, parts, strict=True) for _ in ps])
-    cursor = 0
-    for (position, item_id, _, _), texts in zip(items, parts, strict=True):
-        matters = [(text, a, route(a, policy)) for text, a in zip(texts, flat[cursor : cursor + len(texts)],
-                                                                  strict=True)]
-        cursor += len(texts)
-        _, assessment, decision = max(matters, key=lambda m: m[2].urgency.rank)  # the first of equals
+    complaints = triage_complaints(classifier, policy, [text for _, _, text, _ in items], [ch for *_, ch in items])
+    for (position, item_id, _, _), matters in zip(items, complaints, strict=True):
+        _, assessment, decision = most_urgent(matters)
         result = {"id": item_id, **_result(assessment, decision)}
         if len(matters) > 1:
             result["matters"] = [{"text": t, **_result(a, d, brief=True)} for t, a, d in matters]

@@ -9,7 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake import handlers
 from shared import topics
 from shared.domain.classification import Classifier, load_policy
-from shared.domain.classification.classifier import topics_of
+from shared.domain.classification.complaints import topics_of
 from shared.domain.matters import TopicsOf
 from shared.events import CaseReceived, utcnow
 from shared.runtime import Record, Service

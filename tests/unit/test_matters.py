@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.domain.classification import Classifier
-from shared.domain.classification.classifier import topics_of
+from shared.domain.classification.complaints import topics_of
 from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR
 from shared.domain.matters import MIN_MATTER_CHARS, split_matters
 

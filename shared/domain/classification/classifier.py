@@ -1,4 +1,4 @@
-"""The classifier: rules + model -> Assessment; and `triage_text`, the one entry point everyone uses."""
+"""The classifier: rules, the danger cues and two models -> Assessment (entry points: `complaints.py`)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from shared.domain.triage import (
     DangerKind,
     Reason,
     RiskFlag,
-    RoutingDecision,
     Unit,
     Urgency,
 )
@@ -384,45 +383,3 @@ def _danger_training(corpus_dir: Path, policy: Policy) -> tuple[list[str], list[
         texts.append(normalize(text))
         labels.append(policy.danger.routes[kind].unit.value if kind else _NO_DANGER)
     return texts, labels
-
-
-Topic = tuple[Category, DangerKind | None]
-
-
-def topics_of(classifier: Classifier, policy: Policy) -> Callable[[Sequence[str]], list[Topic]]:
-    """What each part of a complaint is about, for `split_matters`: its category and its danger now."""
-
-    def topics(parts: Sequence[str]) -> list[Topic]:
-        return [(a.category, a.danger) for a in classifier.assess_many(parts, policy=policy)]
-
-    return topics
-
-
-def triage_text(
-    classifier: Classifier,
-    policy: Policy,
-    text: str,
-    channel: str | None,
-    excluded_units: frozenset[Unit] = frozenset(),
-    repeat_count: int = 0,
-) -> tuple[Assessment, RoutingDecision]:
-    """Classify one text and route it: what the CLI, the services and the evaluation all call."""
-    from shared.domain.routing import route
-
-    assessment = classifier.assess(text, channel, repeat_count, policy=policy)
-    return assessment, route(assessment, policy, excluded_units)
-
-
-def triage_many(
-    classifier: Classifier,
-    policy: Policy,
-    texts: Sequence[str],
-    channels: Sequence[str | None] | None = None,
-) -> list[tuple[Assessment, RoutingDecision]]:
-    """Batched `triage_text` for throughput (one model call for the batch)."""
-    from shared.domain.routing import route
-
-    assessments = classifier.assess_many(texts, channels, policy=policy)
-    return [(a, route(a, policy)) for a in assessments]
-
-

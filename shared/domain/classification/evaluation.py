@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.domain.classification.classifier import Classifier, topics_of, triage_many
+from shared.domain.classification.classifier import Classifier
+from shared.domain.classification.complaints import most_urgent, triage_complaints, triage_many
 from shared.domain.classification.corpus import Example, default_corpus_dir, load_blind, load_heldout
 from shared.domain.classification.policy import Policy, load_policy
-from shared.domain.matters import split_matters
-from shared.domain.triage import Assessment, Category, RoutingDecision, Unit, Urgency
+from shared.domain.triage import Category, Unit, Urgency
 
 _PRIORITY_UNITS = {Unit.POLICE, Unit.COMMAND}
 
@@ -114,31 +114,19 @@ def _f1_scores(pairs: list[tuple[Category, Category]]) -> dict[Category, float]:
     return scores
 
 
-def _most_urgent(
-    results: list[tuple[Assessment, RoutingDecision]],
-) -> tuple[Assessment, RoutingDecision, bool]:
-    """A complaint's lead matter (the most urgent, the first of equals), and whether any was flagged."""
-    _, lead = max(enumerate(results), key=lambda ir: (ir[1][1].urgency.rank, -ir[0]))
-    return lead[0], lead[1], any(d.needs_review for _, d in results)
-
-
 def score(
     classifier: Classifier, policy: Policy, examples: list[Example], name: str = "held-out", unit_target: float = 0.95
 ) -> EvaluationReport:
-    topics = topics_of(classifier, policy)
-    parts = [split_matters(e.text, topics) for e in examples]
-    flat = triage_many(classifier, policy, [p for ps in parts for p in ps],
-                       [e.channel for e, ps in zip(examples, parts, strict=True) for _ in ps])
+    complaints = triage_complaints(classifier, policy, [e.text for e in examples], [e.channel for e in examples])
     confusion: dict[Unit, dict[Unit, int]] = {u: dict.fromkeys(Unit, 0) for u in Unit}
     unit_ok = cat_ok = urg_ok = crit_total = crit_ok = crit_right = review = 0
     wrong = wrong_flagged = false_critical = multi_total = multi_split = single_split = 0
     by_style: dict[str, tuple[int, int]] = {}
     misses: list[Miss] = []
     pairs: list[tuple[Category, Category]] = []
-    cursor = 0
-    for ex, ps in zip(examples, parts, strict=True):
-        assessment, decision, flagged = _most_urgent(flat[cursor : cursor + len(ps)])
-        cursor += len(ps)
+    for ex, ps in zip(examples, complaints, strict=True):
+        _, assessment, decision = most_urgent(ps)
+        flagged = any(d.needs_review for _, _, d in ps)
         if ex.matters:
             multi_total += 1
             multi_split += len(ps) > 1
