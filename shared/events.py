@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.domain.case import Action, Satisfaction
+from shared.domain.lifecycle import Action, Satisfaction
 from shared.domain.triage import Assessment, Category, RiskFlag, RoutingDecision, Unit, Urgency
 
 SCHEMA_VERSION = 1
@@ -151,6 +151,15 @@ class CaseClassified(Envelope):
     payload: CaseClassifiedPayload
 
 
+class OpenedDeadline(BaseModel):
+    """A legal time limit that started with this event; the period ends at 24:00 local time on `due`."""
+
+    rule: str
+    start: str = Field(description="ISO date")
+    due: str = Field(description="ISO date, the last day")
+    source: str
+
+
 class CaseRoutedPayload(BaseModel):
     """What a desk receives: enough to act, nothing personal."""
 
@@ -163,13 +172,13 @@ class CaseRoutedPayload(BaseModel):
     text: str
     location: str | None = None
     received_at: AwareDatetime
+    deadlines: list[OpenedDeadline] = Field(
+        default_factory=list, description="The limits that started with this routing: the follow-up times them.")
 
 
 class CaseRouted(Envelope):
     event_type: ClassVar[str] = "case.routed"
     payload: CaseRoutedPayload
-
-
 
 
 class DeskActionPayload(BaseModel):

@@ -51,3 +51,7 @@ DESK_API_REQUESTS = Counter(
     "triage_desk_api_requests", "Desk API requests by the token's unit, route template and status",
     ["unit", "route", "status"], registry=REGISTRY,
 )
+STORE_COMMANDS = Counter(
+    "triage_store_commands", "Commands sent to the store, by PyMongo's command monitoring", ["service", "command"],
+    registry=REGISTRY,
+)

@@ -1,4 +1,4 @@
-"""What every service is made of: a Kafka broker with Prometheus middleware, the case store, a
+"""What every service is made of: a Kafka broker with Prometheus middleware, its storage, a
 dead-letter publisher, and an ASGI app serving /health, /metrics and the AsyncAPI document."""
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from faststream.message import StreamMessage
 from prometheus_client import make_asgi_app
 
 from shared import topics
+from shared.adapters.mongo import MongoStorage
 from shared.config import Settings, get_settings
 from shared.events import Envelope, utcnow
 from shared.handling import Backoff, DeadLetter, Rejected, Source, chains, retry_transient
 from shared.logging import configure_logging
 from shared.metrics import BATCH_RECORDS, DEAD_LETTERS, REGISTRY, STAGE_SECONDS
-from shared.store import CaseStore
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def by_record_key(record: Record) -> Iterable[Hashable]:
 
 
 class Service:
-    """One deployable service. Handlers get its store and publishers; it owns the plumbing."""
+    """One deployable service. Handlers get its storage and publishers; it owns the plumbing."""
 
     def __init__(self, name: str, settings: Settings | None = None) -> None:
         self.name = name
@@ -87,7 +87,7 @@ class Service:
             # its producer state leaves an idempotent producer retrying an out-of-order sequence forever.
             acks="all",
         )
-        self.store = CaseStore.from_settings(self.settings)
+        self.storage = MongoStorage.from_settings(self.settings, name)
         self.backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
         self.slots = asyncio.Semaphore(self.settings.batch_concurrency)
         self.dead_letters = self.broker.publisher(
@@ -177,7 +177,7 @@ class Service:
         # The broker may refuse an enormous record; the store keeps the reason either way.
         payload = body if len(body) <= 512 * 1024 else body[: 512 * 1024]
         await self.retrying(lambda: self.dead_letters.publish(payload, headers=letter.headers()))
-        await self.retrying(lambda: self.store.record_dead_letter(source.id, letter.record()))
+        await self.retrying(lambda: self.storage.dead_letters.record(source.id, letter.record()))
         DEAD_LETTERS.labels(self.name, reason).inc()
 
     def app(
@@ -190,19 +190,19 @@ class Service:
         @get(include_in_schema=False)
         async def health(scope: Scope) -> AsgiResponse:
             broker_ok = await self.broker.ping(timeout=2.0)
-            store_ok = await self.store.ping()
+            store_ok = await self.storage.ping()
             ok = broker_ok and store_ok
             body = {"service": self.name, "status": "ok" if ok else "degraded",
                     "broker": broker_ok, "store": store_ok}
             return JSONResponse(body, 200 if ok else 503)
 
         async def prepare_store() -> None:
-            await self.retrying(self.store.ensure_indexes)
+            await self.retrying(self.storage.prepare)
 
         return AsgiFastStream(
             self.broker,
             asgi_routes=[("/health", health), ("/metrics", make_asgi_app(registry=REGISTRY)), *routes],
             on_startup=[prepare_store, *on_startup],
-            on_shutdown=[*on_shutdown, self.store.close],
+            on_shutdown=[*on_shutdown, self.storage.close],
             asyncapi_path="/docs/asyncapi",
         )

@@ -5,7 +5,7 @@ from faststream.kafka.annotations import KafkaMessage
 from services.classification import handlers
 from shared import topics
 from shared.domain.classification import Classifier
-from shared.events import CaseClassified, utcnow
+from shared.events import CaseClassified
 from shared.runtime import Service
 
 service = Service("classification")
@@ -19,8 +19,7 @@ async def emit(event: CaseClassified) -> None:
 
 
 async def work(body: bytes) -> None:
-    await handlers.classify(body, store=service.store, emit=emit, classifier=classifier,
-                            max_bytes=service.settings.max_event_bytes, now=utcnow())
+    await handlers.classify(body, emit=emit, classifier=classifier, max_bytes=service.settings.max_event_bytes)
 
 
 @service.subscriber(topics.CASE_RECEIVED, title="case-received")

@@ -29,13 +29,10 @@ from services.desk_api.models import Document, Problem
 from shared.domain.triage import Unit
 from shared.events import Channel, DeskAction
 from shared.metrics import DESK_API_REQUESTS
+from shared.ports import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-
-
-class StoreUnavailable(Exception):
-    """The case store cannot be reached: 503, try again later."""
 
 
 class PublishFailed(Exception):

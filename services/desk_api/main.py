@@ -1,6 +1,6 @@
 """Desk API deployment: `uvicorn services.desk_api.main:app`.
 
-Wires the routes to the real case store (MongoDB or FerretDB, through CaseStore) and to Kafka (a
+Wires the routes to the real case store (MongoDB or FerretDB, through the MongoDB adapter) and to Kafka (a
 FastStream KafkaBroker used only to publish). Kafka being down does not stop the desks from reading:
 the broker is connected at start-up if it can be, and again on the next action if it could not.
 """
@@ -9,65 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
-from pymongo import ASCENDING
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from services.desk_api.auth import DeskSettings, TokenAuthority
-from services.desk_api.handlers import DeskStore, Publish, PublishFailed, StoreUnavailable, build_app
-from services.desk_api.models import SUMMARY_FIELDS, Document
+from services.desk_api.handlers import DeskStore, Publish, PublishFailed, build_app
+from services.desk_api.models import SUMMARY_FIELDS
 from shared import topics
+from shared.adapters.mongo import MongoDeskReads, MongoStorage
 from shared.config import Settings, get_settings
 from shared.events import DeskAction
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
-from shared.store import CaseStore
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-_OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError)
-
-
-class MongoDeskStore:
-    """The desk's reads over CaseStore, with outages turned into StoreUnavailable (a 503, not a 500)."""
-
-    def __init__(self, store: CaseStore) -> None:
-        self.store = store
-
-    async def _guard(self, operation: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await operation()
-        except _OUTAGES as exc:
-            raise StoreUnavailable(type(exc).__name__) from exc
-
-    async def ping(self) -> bool:
-        return await self.store.ping()
-
-    async def find_cases(self, query: Mapping[str, Any], limit: int) -> list[Document]:
-        projection = dict.fromkeys(SUMMARY_FIELDS, 1)  # the complainant is never read for a queue
-        return await self._guard(
-            lambda: self.store.cases.find(dict(query), projection).sort("received_at", ASCENDING)
-            .limit(limit).to_list(None)
-        )
-
-    async def get_case(self, case_id: str) -> Document | None:
-        return await self._guard(lambda: self.store.get_case(case_id))
-
-    async def timeline_of(self, case_id: str) -> list[Document]:
-        case = await self._guard(lambda: self.store.cases.find_one({"_id": case_id}, {"timeline": 1}))
-        return sorted((case or {}).get("timeline", []), key=lambda entry: entry["at"])
-
-    async def get_action(self, action_id: str) -> Document | None:
-        return await self._guard(lambda: self.store.actions.find_one({"_id": action_id}))
 
 
 class KafkaPublisher:
@@ -141,18 +103,18 @@ def create_app(
     settings = settings or get_settings()
     desk_settings = desk_settings or DeskSettings()
     authority = TokenAuthority(desk_settings.desk_tokens)
-    case_store: CaseStore | None = None
+    storage: MongoStorage | None = None
     kafka: KafkaPublisher | None = None
     if store is None:
-        case_store = CaseStore.from_settings(settings)
-        store = MongoDeskStore(case_store)
+        storage = MongoStorage.from_settings(settings, "desk_api")
+        store = MongoDeskReads(storage, SUMMARY_FIELDS)
     if publish is None:
         kafka = KafkaPublisher(settings.kafka_bootstrap_servers, desk_settings.desk_publish_timeout_seconds)
         publish = kafka
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if case_store is not None:  # a deployment, not a test: it owns the process's logging
+        if storage is not None:  # a deployment, not a test: it owns the process's logging
             configure_logging("desk-api", settings.log_level)
         if authority.empty:
             log.warning("no desk tokens configured (DESK_TOKENS): every desk request will be refused")
@@ -163,8 +125,8 @@ def create_app(
         finally:
             if kafka is not None:
                 await kafka.close()
-            if case_store is not None:
-                await case_store.close()
+            if storage is not None:
+                await storage.close()
 
     return build_app(
         store, publish, authority,

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.desk_api.disclosure import disclose
-from shared.domain.case import DESK_ACTIONS, OPEN_STATUSES, Action, CaseStatus
+from shared.domain.lifecycle import DESK_ACTIONS, OPEN_STATUSES, Action, CaseStatus
 from shared.domain.triage import Unit, Urgency
 from shared.events import DeskActionPayload
 

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 
 from faststream.kafka.annotations import KafkaMessage
 
-from services.followup import handlers
+from services.followup import handlers, timers
 from shared import topics
 from shared.domain.deadlines import load_calendar
 from shared.domain.triage import Unit
-from shared.events import CaseAlert, CaseClassified, CaseRouted, utcnow
+from shared.events import CaseAlert, CaseClassified, CaseRouted, Envelope, utcnow
 from shared.metrics import CALENDAR_UNKNOWN_YEAR
 from shared.runtime import Service
 
@@ -30,21 +30,20 @@ reclassified = service.publisher(topics.CASE_CLASSIFIED, CaseClassified,
 desks = {u: service.publisher(topics.desk_topic(u), CaseRouted, f"The {u.value} desk's queue.") for u in Unit}
 
 
-async def _alert(event: CaseAlert) -> None:
-    await service.publish(alerts, event)
-
-
-async def _reroute(event: CaseClassified) -> None:
-    await service.publish(reclassified, event)
-
-
-async def _to_desk(event: CaseRouted) -> None:
-    await service.publish(desks[event.payload.unit], event)
+async def publish(event: Envelope) -> None:
+    match event:
+        case CaseAlert():
+            await service.publish(alerts, event)
+        case CaseClassified():
+            await service.publish(reclassified, event)
+        case CaseRouted():
+            await service.publish(desks[event.payload.unit], event)
+        case _:
+            raise TypeError(f"follow-up does not publish {event.event_type}")
 
 
 deps = handlers.FollowUp(
-    store=service.store, alert=_alert, reroute=_reroute, to_desk=_to_desk,
-    max_bytes=service.settings.max_event_bytes,
+    storage=service.storage, publish=publish, max_bytes=service.settings.max_event_bytes,
     calendar=load_calendar(on_unknown_year=lambda year: CALENDAR_UNKNOWN_YEAR.labels(str(year)).inc()),
 )
 owner = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
@@ -54,7 +53,7 @@ async def now() -> datetime:
     """The follow-up's clock: real time, shifted by the stored offset when a simulation asks for it."""
     if not service.settings.simulated_clock:
         return utcnow()
-    return utcnow() + timedelta(seconds=await service.store.clock_offset())
+    return utcnow() + timedelta(seconds=await service.storage.clock.offset_seconds())
 
 
 async def on_routed_work(body: bytes) -> None:
@@ -89,7 +88,7 @@ async def scan_timers_forever() -> None:
 
 
 async def _scan_once() -> int:
-    return await handlers.fire_due_timers(deps, await now(), utcnow(), owner, service.settings.timer_lease_seconds)
+    return await timers.fire_due_timers(deps, await now(), utcnow(), owner, service.settings.timer_lease_seconds)
 
 
 async def start_scanner() -> None:

@@ -17,28 +17,31 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from shared.config import Settings
-from shared.domain.case import OPEN_STATUSES, CaseStatus
+from shared.domain.case import Case, Matter, receipt_of
+from shared.domain.case_events import received_event
 from shared.domain.matters import TopicsOf, split_matters
-from shared.domain.repeats import (
-    CaseFingerprint,
-    RepeatMatch,
-    complainant_key,
-    find_repeat,
-    repeat_keys,
-    text_signature,
-)
-from shared.domain.triage import RiskFlag, Urgency
-from shared.events import CaseReceived, CaseReceivedPayload, ChannelEvent, case_id_for, derive_event_id
+from shared.domain.repeats import CaseFingerprint, RepeatMatch, complainant_key, find_repeat, repeat_keys, signature_of
+from shared.events import ChannelEvent, Envelope, case_id_for, derive_event_id
 from shared.handling import Rejected, parse_event
 from shared.metrics import CASES_RECEIVED, REPEATS_MERGED
-from shared.store import CaseStore, timeline_entry
+from shared.ports import Storage
 
-Emit = Callable[[CaseReceived], Awaitable[None]]
+Emit = Callable[[Envelope], Awaitable[None]]
 CANDIDATES = 20  # the most recent cases under a key that are compared with a new report
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What intake's handlers need from the outside world."""
+
+    storage: Storage
+    emit: Emit
+    settings: Settings
+    topics: TopicsOf | None = None  # what each part of a complaint is about, so one matter stays whole
 
 
 def normalise_text(text: str) -> str:
@@ -69,129 +72,82 @@ def order_keys(body: bytes, settings: Settings) -> list[str]:
     return repeat_keys(key_of(event, settings), normalise_text(event.text))
 
 
-@lru_cache(maxsize=4096)
-def signature_of(text: str) -> tuple[int, ...]:
-    """A case's text never changes: a flood of reports compared with the same open cases hashes each once."""
-    return tuple(text_signature(text))
-
-
-async def find_open_repeat(
-    store: CaseStore, report: str, key: str | None, text: str, now: datetime, filed: dict[str, list[str]],
-    window: timedelta,
-) -> RepeatMatch | None:
-    """Compare a new report with the open cases filed under the same keys. Signatures are computed from
-    the texts here, only when there is something to compare: most reports have no candidates, and a case
-    document without a signature is smaller to read and write at every later step."""
-    ids = list(dict.fromkeys(c for cases in filed.values() for c in cases[-CANDIDATES:]))
-    candidates = []
-    for case_id in ids:
-        doc = await store.cases.find_one({"_id": case_id}, {"status": 1, "text": 1, "complainant_key": 1,
-                                                             "received_at": 1})
-        if doc and CaseStatus(doc["status"]) in OPEN_STATUSES:
-            candidates.append(CaseFingerprint(case_id, doc.get("complainant_key"), signature_of(doc.get("text", "")),
-                                              doc["received_at"]))
-    if not candidates:
-        return None
-    return find_repeat(CaseFingerprint(report, key, signature_of(text), now), candidates, window)
-
-
-async def take_in(
-    body: bytes, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime, topics: TopicsOf | None = None
-) -> str:
-    """Validate, split into matters, open (or join) a case for each, link them; returns the first case.
-    `topics` tells what each candidate part is about, so that one matter told in two breaths stays whole."""
-    event = read_channel_event(body, settings)
+async def take_in(body: bytes, deps: Intake, now: datetime) -> str:
+    """Validate, split into matters, open (or join) a case for each, link them; returns the first case."""
+    event = read_channel_event(body, deps.settings)
     # the classifier behind `topics` is loaded and run off the event loop: the consumer keeps its heartbeat
-    matters = await asyncio.to_thread(split_matters, normalise_text(event.text), topics)
+    matters = await asyncio.to_thread(split_matters, normalise_text(event.text), deps.topics)
     if len(matters) == 1:
-        return await take_in_matter(event, matters[0], store=store, emit=emit, settings=settings, now=now)
+        return await take_in_matter(event, matters[0], deps, now)
     case_ids: list[str] = []
     for index, text in enumerate(matters):
         part = event if index == 0 else event.model_copy(
             update={"event_id": derive_event_id(event.event_id, f"matter{index + 1}")})
-        case_ids.append(await take_in_matter(part, text, store=store, emit=emit, settings=settings, now=now,
-                                             matter=(index + 1, len(matters)), siblings=frozenset(case_ids)))
-    await link_matters(store, f"{event.channel.value}:{event.event_id}", case_ids, now)
+        case_ids.append(await take_in_matter(part, text, deps, now, Matter(index=index + 1, of=len(matters)),
+                                             siblings=frozenset(case_ids)))
+    await link_matters(deps.storage, receipt_of(event), case_ids, now)
     return case_ids[0]
 
 
-async def link_matters(store: CaseStore, receipt: str, case_ids: list[str], now: datetime) -> None:
+async def link_matters(storage: Storage, receipt: str, case_ids: list[str], now: datetime) -> None:
     """Each case of a split complaint names the others, on the case and on its timeline (once)."""
     distinct = list(dict.fromkeys(case_ids))  # two matters may have joined one open case
     for case_id in distinct:
-        others = [c for c in distinct if c != case_id]
-        if others:
-            entry = timeline_entry(f"linked:{receipt}", now, "linked", cases=others)
-            await store.update_recording(case_id, entry, {"$addToSet": {"linked_cases": {"$each": others}}})
+        case = await storage.cases.get(case_id)
+        if case is not None:
+            await storage.cases.save(case, case.link(receipt, [c for c in distinct if c != case_id], now))
 
 
-async def take_in_matter(
-    event: ChannelEvent, text: str, *, store: CaseStore, emit: Emit, settings: Settings, now: datetime,
-    matter: tuple[int, int] | None = None, siblings: frozenset[str] = frozenset(),
-) -> str:
-    """Open (or join) the case of one matter, record it on the timeline, publish case-received for a new one."""
-    receipt = f"{event.channel.value}:{event.event_id}"
-    key = key_of(event, settings)
-    own_case_id = case_id_for(event.channel, event.event_id)
-    filed = await store.cases_under(repeat_keys(key, text))
+async def take_in_matter(event: ChannelEvent, text: str, deps: Intake, now: datetime, matter: Matter | None = None,
+                         siblings: frozenset[str] = frozenset()) -> str:
+    """Open the case of one matter, or join the open case it repeats; announce a new one."""
+    storage, key = deps.storage, key_of(event, deps.settings)
+    own = case_id_for(event.channel, event.event_id)
+    filed = await storage.repeats.cases_under(repeat_keys(key, text))
+    target, match = await _repeated_case(event, text, key, own, filed, siblings, deps, now)
+    if target != own:
+        await join_case(storage, target, event, now, match)
+        CASES_RECEIVED.labels(event.channel.value, "merged" if match else "redelivered").inc()
+        return target
 
-    # A redelivered event keeps the case it was first given; with no case filed under its keys there is no
-    # search to save, and the claim below returns that case anyway.
-    known = await store.receipts.find_one({"_id": receipt}) if any(filed.values()) else None
-    if known is None:
-        others = {k: [c for c in cases if c not in siblings] for k, cases in filed.items()}  # not its own complaint
-        match = await find_open_repeat(store, own_case_id, key, text, now, others,
-                                       timedelta(days=settings.repeat_window_days))
-        target = match.case_id if match else own_case_id
-    else:
-        match, target = None, str(known["case_id"])
-    case_id, first_time = await store.claim_receipt(receipt, target, own_case_id, now)
-
-    if case_id != own_case_id:
-        async with store.exclusive(case_id):  # reports under other keys may be joining it side by side
-            await join_case(store, case_id, receipt, event, now, match)
-        CASES_RECEIVED.labels(event.channel.value, "merged" if first_time else "redelivered").inc()
-        return case_id
-
-    await store.open_case({
-        "_id": case_id,
-        "status": CaseStatus.RECEIVED.value,
-        "channel": event.channel.value,
-        "text": text,
-        "location": event.location,
-        "external_ref": event.external_ref,
-        "complainant": event.complainant.model_dump(exclude_none=True) if event.complainant else None,
-        "complainant_key": key,
-        "occurred_at": event.occurred_at,
-        "received_at": now,
-        "repeat_count": 0,
-        **({"matter": {"index": matter[0], "of": matter[1]}, "linked_cases": []} if matter else {}),
-    }, timeline_entry(f"received:{receipt}", now, "received", channel=event.channel.value))
-    await store.file_under(filed, case_id)
-    await emit(CaseReceived(
-        event_id=derive_event_id(receipt, "received"),
-        case_id=case_id,
-        source_channel=event.channel,
-        traceparent=event.traceparent,
-        payload=CaseReceivedPayload(text=text, location=event.location, received_at=now, complainant_key=key),
-    ))
+    case, change = Case.receive(event, case_id=own, text=text, complainant_key=key, now=now, matter=matter)
+    first_time = await storage.cases.add(case, change)
+    await storage.repeats.file_under(filed, own)
+    if not first_time:  # a redelivery: announce the case as it was first received
+        change.events = [received_event(await storage.cases.get(own) or case, event)]
+    for announced in change.events:
+        await deps.emit(announced)
     CASES_RECEIVED.labels(event.channel.value, "accepted" if first_time else "redelivered").inc()
-    return case_id
+    return own
 
 
-async def join_case(
-    store: CaseStore, case_id: str, receipt: str, event: ChannelEvent, now: datetime, match: RepeatMatch | None
-) -> None:
-    """Count the repeat on the open case, once per report, and raise its urgency a step."""
-    case = await store.get_case(case_id)
+async def _repeated_case(event: ChannelEvent, text: str, key: str | None, own: str, filed: dict[str, list[str]],
+                         siblings: frozenset[str], deps: Intake, now: datetime) -> tuple[str, RepeatMatch | None]:
+    """The case this report goes to: its own, or an open one it repeats. Most reports have no case filed
+    under their keys, and cost no search. A redelivery keeps the answer it was first given."""
+    if not any(filed.values()) or any(own in cases for cases in filed.values()):
+        return own, None
+    known = await deps.storage.receipts.case_of(receipt_of(event))
+    if known is not None:
+        return known, None
+    others = list(dict.fromkeys(c for cases in filed.values() for c in cases[-CANDIDATES:] if c not in siblings))
+    candidates = await deps.storage.cases.fingerprints([own, *others])
+    if any(c.case_id == own for c in candidates):  # opened before a crash kept it from being filed
+        return own, None
+    match = find_repeat(CaseFingerprint(own, key, signature_of(text), now), candidates,
+                        timedelta(days=deps.settings.repeat_window_days))
+    if match is None:
+        return own, None
+    return await deps.storage.receipts.claim(receipt_of(event), match.case_id, now), match
+
+
+async def join_case(storage: Storage, case_id: str, event: ChannelEvent, now: datetime,
+                    match: RepeatMatch | None) -> None:
+    """Count the repeat on the open case, once per report."""
+    case = await storage.cases.get(case_id)
     if case is None:  # filed under a key but gone from the store: nothing to join, so it cannot be lost
         raise Rejected("repeat_target_missing", f"case {case_id} is not in the store")
-    update: dict[str, object] = {"$inc": {"repeat_count": 1}, "$addToSet": {"risk_flags": RiskFlag.REPEATED.value}}
-    if case.get("urgency"):
-        update["$set"] = {"urgency": Urgency(case["urgency"]).raised().value}
-    entry = timeline_entry(f"merged:{receipt}", now, "merged", channel=event.channel.value,
-                           repeat_count=int(case.get("repeat_count", 0)) + 1,
-                           similarity=round(match.similarity, 2) if match else None,
-                           match=match.reason.value if match else None)
-    if await store.update_recording(case_id, entry, update):
+    change = case.merge_repeat(event, now, match)
+    await storage.cases.save(case, change)
+    if change.changed:
         REPEATS_MERGED.inc()

@@ -11,7 +11,7 @@ from shared import topics
 from shared.domain.classification import Classifier, load_policy
 from shared.domain.classification.complaints import topics_of
 from shared.domain.matters import TopicsOf
-from shared.events import CaseReceived, utcnow
+from shared.events import CaseReceived, Envelope, utcnow
 from shared.runtime import Record, Service
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ service = Service("intake")
 received = service.publisher(topics.CASE_RECEIVED, CaseReceived, "A complaint became a case (or joined one).")
 
 
-async def emit(event: CaseReceived) -> None:
+async def emit(event: Envelope) -> None:
     await service.publish(received, event)
 
 
@@ -43,9 +43,11 @@ def order_keys(record: Record) -> list[str]:
     return handlers.order_keys(record.value or b"", service.settings)
 
 
+deps = handlers.Intake(storage=service.storage, emit=emit, settings=service.settings, topics=matter_topics)
+
+
 async def work(body: bytes) -> None:
-    await handlers.take_in(body, store=service.store, emit=emit, settings=service.settings, now=utcnow(),
-                           topics=matter_topics)
+    await handlers.take_in(body, deps, utcnow())
 
 
 @service.subscriber(topics.CHANNEL_EVENTS, title="channel-events",

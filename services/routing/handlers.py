@@ -1,72 +1,44 @@
-"""Routing: apply the routing policy to an assessment, record the decision once, hand the case to a desk."""
+"""Routing: apply the routing policy to an assessment and hand the case to a unit.
+
+The case records its assessment and its routing in one save; each attempt is decided once (a replay
+keeps the first unit, whatever the policy says now) and its events are published again with the same ids.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from shared.domain.case import CaseStatus
+from shared.domain.deadlines import Calendar
+from shared.domain.lifecycle import TransitionRejected
 from shared.domain.routing import Policy, route
-from shared.domain.triage import RoutingDecision, Unit
-from shared.events import AlertKind, CaseAlert, CaseAlertPayload, CaseClassified, CaseRouted, CaseRoutedPayload
+from shared.events import CaseClassified, Envelope
 from shared.handling import Rejected, parse_event
-from shared.metrics import CASES_NEEDING_REVIEW, CASES_ROUTED
-from shared.store import CaseStore, timeline_entry
+from shared.metrics import CASES_NEEDING_REVIEW, CASES_ROUTED, DEADLINES_OPENED
+from shared.ports import CaseRepository
 
-Emit = Callable[[CaseRouted], Awaitable[None]]
-Alert = Callable[[CaseAlert], Awaitable[None]]
+Publish = Callable[[Envelope], Awaitable[None]]
 
 
-async def route_case(
-    body: bytes, *, store: CaseStore, emit: Emit, alert: Alert, policy: Policy, max_bytes: int, now: datetime
-) -> CaseRouted:
+async def route_case(body: bytes, *, cases: CaseRepository, publish: Publish, policy: Policy, calendar: Calendar,
+                     max_bytes: int, now: datetime) -> list[Envelope]:
     classified = parse_event(body, CaseClassified, max_bytes=max_bytes)
     p = classified.payload
-    case_id = classified.case_id
-    case = await store.get_case(case_id)
+    case = await cases.get(classified.case_id)
     if case is None:
-        raise Rejected("unknown_case", f"no case {case_id}")
-
-    decision = route(p.assessment, policy, frozenset(p.excluded_units))
-    first_time = await store.record_routing(case_id, p.routing_attempt, {
-        "unit": decision.unit.value, "category": p.assessment.category.value,
-        "decision": decision.model_dump(mode="json"), "at": now,
-    })
-    if not first_time:  # a replay: keep the unit recorded the first time, whatever the policy says now
-        stored = await store.get_routing(case_id, p.routing_attempt)
-        assert stored is not None
-        decision = RoutingDecision.model_validate(stored["decision"])
-    unit: Unit = decision.unit
-
-    entry = timeline_entry(f"routed:{p.routing_attempt}", now, "routed", unit=unit.value, override=decision.override,
-                           attempt=p.routing_attempt)
-    await store.advance(case_id, {CaseStatus.CLASSIFIED, CaseStatus.RETURNED}, CaseStatus.ROUTED, {
-        "unit": unit.value,
-        "urgency": decision.urgency.value,
-        "routing": decision.model_dump(mode="json"),
-        "routing_attempt": p.routing_attempt,
-        "needs_review": decision.needs_review or p.assessment.needs_review,
-        "routed_at": now,
-    }, op_id=classified.event_id, entry=entry, case=case)
-    event = classified.follow_up(CaseRouted, CaseRoutedPayload(
-        unit=unit,
-        category=p.assessment.category,
-        urgency=decision.urgency,
-        risk_flags=p.assessment.risk_flags,
-        decision=decision,
-        routing_attempt=p.routing_attempt,
-        text=str(case.get("text", "")),
-        location=case.get("location"),
-        received_at=case["received_at"],
-    ), f"routed{p.routing_attempt}")
-    await emit(event)
-    if decision.alert_command:  # before the offset is committed: a replay repeats it, with the same id
-        await alert(classified.follow_up(CaseAlert, CaseAlertPayload(
-            kind=AlertKind.CRITICAL_ELSEWHERE, unit=Unit.COMMAND, rule="routing.critical_not_immediate",
-            due=case["received_at"].date().isoformat(),  # act now: the day it came in, whenever replayed
-        ), f"critical{p.routing_attempt}"))
-    if first_time:
-        CASES_ROUTED.labels(unit.value, decision.override or "none").inc()
-        if decision.needs_review:
-            CASES_NEEDING_REVIEW.inc()
-    return event
+        raise Rejected("unknown_case", f"no case {classified.case_id}")
+    change = case.classify(p.assessment, now, classified.event_id)
+    decision = route(case.assessment or p.assessment, policy, frozenset(p.excluded_units))
+    try:
+        change += case.route(decision, classified, now, calendar)
+    except TransitionRejected as exc:
+        raise Rejected("not_routable", str(exc)) from None
+    await cases.save(case, change)
+    for event in change.events:  # before the offset is committed: a replay repeats them, with the same ids
+        await publish(event)
+    if change.changed:
+        CASES_ROUTED.labels(decision.unit.value, decision.override or "none").inc()
+        CASES_NEEDING_REVIEW.inc(decision.needs_review)
+        for d in change.deadlines:
+            DEADLINES_OPENED.labels(d.rule).inc()
+    return change.events

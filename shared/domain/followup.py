@@ -36,6 +36,22 @@ class Timer:
     due_at: datetime
 
 
+@dataclass(frozen=True)
+class TimerSpec:
+    """A durable timer of one case: `kind` for the deadline `rule` (due on `due`), at `due_at`."""
+
+    case_id: str
+    rule: str
+    due: str
+    kind: TimerKind
+    due_at: datetime
+
+    @property
+    def id(self) -> str:
+        """The id names the deadline's due date, so an extension makes new timers, not changed ones."""
+        return f"{self.case_id}:{self.rule}:{self.due}:{self.kind.value}"
+
+
 def hotline_rule(category: Category) -> str:
     if category in _HOTLINE_CONSULT:
         return "hotline.consult"
@@ -84,3 +100,9 @@ def timers_for(d: Deadline, calendar: Calendar | None = None) -> list[Timer]:
         Timer(d.rule, TimerKind.ESCALATE,
               _local(cal.add_working_days(d.due, ESCALATE_AFTER_WORKING_DAYS), time(9))),
     ]
+
+
+def timers_of(case_id: str, deadlines: list[Deadline], calendar: Calendar | None = None) -> list[TimerSpec]:
+    """Every timer that holds a case to these deadlines."""
+    return [TimerSpec(case_id, d.rule, d.due.isoformat(), t.kind, t.due_at)
+            for d in deadlines for t in timers_for(d, calendar)]

@@ -237,3 +237,12 @@ def repeat_keys(complainant: str | None, text: str) -> list[str]:
     if complainant:
         keys.insert(0, f"who:{complainant}")
     return keys
+
+
+MAX_KEYED_CASES = 50  # how many recent cases a repeat key remembers: a flood from one number stays cheap
+
+
+@lru_cache(maxsize=4096)
+def signature_of(text: str) -> tuple[int, ...]:
+    """A case's text never changes: a flood of reports compared with the same open cases hashes each once."""
+    return tuple(text_signature(text))

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.cli import infra
 from services.cli.processes import Fleet
 from shared import topics
-from shared.domain.case import Action
+from shared.domain.lifecycle import Action
 from shared.domain.repeats import similarity, text_signature
 from shared.domain.triage import Unit
 from shared.events import Channel, DeskAction, DeskActionPayload, case_id_for

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -13,25 +12,16 @@ from faststream.kafka import TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from shared import topics
+from shared.adapters.memory import MemoryStorage
 from shared.config import Settings
 from shared.handling import Rejected
 from shared.runtime import Service, _readable_headers
 
 
-class LettersOnly:
-    """The one store call the runtime makes itself: recording a dead letter."""
-
-    def __init__(self) -> None:
-        self.letters: dict[str, dict[str, Any]] = {}
-
-    async def record_dead_letter(self, letter_id: str, record: dict[str, Any]) -> None:
-        self.letters[letter_id] = record
-
-
 async def test_a_batch_runs_every_case_and_dead_letters_only_the_bad_event() -> None:
     service = Service("unit-batch", Settings(batch_concurrency=4))
-    store = LettersOnly()
-    service.store = store  # type: ignore[assignment]
+    storage = MemoryStorage()
+    service.storage = storage  # type: ignore[assignment]
     done: list[bytes] = []
     letters: list[bytes] = []
 
@@ -57,7 +47,7 @@ async def test_a_batch_runs_every_case_and_dead_letters_only_the_bad_event() -> 
     assert done.index(b"a1") < done.index(b"a2") and done.index(b"b1") < done.index(b"b2")
     assert sorted(done) == [b"a1", b"a2", b"b1", b"b2", b"c1", b"c2"]
     assert sorted(letters) == [b"bad", b"bad-too"]
-    assert all(record["reason"] == "malformed_json" for record in store.letters.values())
+    assert all(record["reason"] == "malformed_json" for record in storage.dead_letters.stored.values())
 
 
 def record(value: bytes, key: bytes | None, offset: int, partition: int = 0) -> ConsumerRecord[bytes, bytes]:

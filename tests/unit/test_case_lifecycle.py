@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.domain.case import Action, CaseStatus, Satisfaction, TransitionRejected, apply
+from shared.domain.lifecycle import Action, CaseStatus, Satisfaction, TransitionRejected, apply
 
 S = CaseStatus
 

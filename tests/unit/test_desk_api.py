@@ -17,13 +17,13 @@ from pymongo import AsyncMongoClient
 from services.desk_api.auth import DeskSettings, TokenAuthority
 from services.desk_api.disclosure import DISCLOSURE
 from services.desk_api.handlers import PublishFailed
-from services.desk_api.main import KafkaPublisher, MongoDeskStore, create_app
+from services.desk_api.main import KafkaPublisher, create_app
 from shared import topics
+from shared.adapters.mongo import MongoDeskReads, MongoStorage
 from shared.config import Settings
-from shared.domain.case import Action, CaseStatus
+from shared.domain.lifecycle import Action, CaseStatus
 from shared.domain.triage import Unit
 from shared.events import Channel, DeskAction
-from shared.store import CaseStore
 
 Document = dict[str, Any]
 
@@ -443,10 +443,10 @@ async def test_script_tags_in_complaints_are_escaped_not_stripped(client: httpx.
 
 
 async def test_store_outage_is_503_not_a_traceback(publisher: FakePublisher) -> None:
-    # A real CaseStore pointed at a port where nothing listens: the adapter's error handling is exercised.
+    # The real MongoDB adapter pointed at a port where nothing listens: the adapter's error handling is exercised.
     client_: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=150,
                                                            connectTimeoutMS=150, tz_aware=True)
-    store = MongoDeskStore(CaseStore(client_, "desk_api_unit"))
+    store = MongoDeskReads(MongoStorage(client_, "desk_api_unit"), ["status"])
     app = create_app(Settings(), DeskSettings(desk_tokens=TOKENS), store=store, publish=publisher)
     try:
         async with _client(app) as c:

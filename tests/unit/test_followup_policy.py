@@ -6,7 +6,6 @@ from datetime import date, datetime
 
 import pytest
 
-from shared.domain.case import Action, CaseStatus, CaseView, TransitionRejected, check_desk_action
 from shared.domain.deadlines import CHINA_TZ, deadline
 from shared.domain.followup import (
     TimerKind,
@@ -15,6 +14,7 @@ from shared.domain.followup import (
     hotline_rule,
     timers_for,
 )
+from shared.domain.lifecycle import Action, CaseStatus, CaseView, TransitionRejected, check_desk_action
 from shared.domain.triage import Category, Unit
 
 

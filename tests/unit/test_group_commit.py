@@ -1,22 +1,20 @@
-"""The store's writes to documents many cases share: serialized, and queued changes written together."""
+"""Writes to documents many cases share: serialized, and queued changes written together."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from pymongo import AsyncMongoClient
 
-from shared.store import CaseStore, Document, KeyedLocks
+from shared.adapters.mongo.ferretdb import GroupCommit, KeyedLocks
 
 
 @pytest.fixture
-def store() -> CaseStore:
-    client: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:9", connect=False)
-    return CaseStore(client, "unit")
+def commit() -> GroupCommit:
+    return GroupCommit()
 
 
-async def test_changes_queued_behind_a_write_go_in_the_next_one(store: CaseStore) -> None:
+async def test_changes_queued_behind_a_write_go_in_the_next_one(commit: GroupCommit) -> None:
     writes: list[list[int]] = []
     first_started, release = asyncio.Event(), asyncio.Event()
 
@@ -25,25 +23,25 @@ async def test_changes_queued_behind_a_write_go_in_the_next_one(store: CaseStore
         first_started.set()
         await release.wait()
 
-    first = asyncio.create_task(store._together("doc", 1, write))
+    first = asyncio.create_task(commit.write("doc", 1, write))
     await first_started.wait()
-    rest = [asyncio.create_task(store._together("doc", n, write)) for n in (2, 3, 4)]
+    rest = [asyncio.create_task(commit.write("doc", n, write)) for n in (2, 3, 4)]
     await asyncio.sleep(0)
     release.set()
     await asyncio.gather(first, *rest)
     assert writes == [[1], [2, 3, 4]]
 
 
-async def test_a_failed_write_fails_every_change_in_it(store: CaseStore) -> None:
+async def test_a_failed_write_fails_every_change_in_it(commit: GroupCommit) -> None:
     async def write(items: list[int]) -> None:
         await asyncio.sleep(0)
         raise ConnectionError("store down")
 
-    results = await asyncio.gather(*(store._together("doc", n, write) for n in range(3)), return_exceptions=True)
+    results = await asyncio.gather(*(commit.write("doc", n, write) for n in range(3)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
 
 
-async def test_other_documents_are_not_held_up(store: CaseStore) -> None:
+async def test_other_documents_are_not_held_up(commit: GroupCommit) -> None:
     release = asyncio.Event()
 
     async def slow(items: list[int]) -> None:
@@ -52,8 +50,8 @@ async def test_other_documents_are_not_held_up(store: CaseStore) -> None:
     async def quick(items: list[int]) -> None:
         return None
 
-    blocked = asyncio.create_task(store._together("a", 1, slow))
-    await asyncio.wait_for(store._together("b", 2, quick), timeout=5)
+    blocked = asyncio.create_task(commit.write("a", 1, slow))
+    await asyncio.wait_for(commit.write("b", 2, quick), timeout=5)
     release.set()
     await blocked
 

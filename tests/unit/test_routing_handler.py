@@ -8,38 +8,23 @@ from typing import Any
 import yaml
 
 from services.routing.handlers import route_case
-from shared.domain.case import CaseStatus
+from shared.adapters.memory import MemoryStorage
+from shared.domain.case import Case
 from shared.domain.classification.policy import DEFAULT_POLICY_PATH, parse_policy
+from shared.domain.deadlines import default_calendar
+from shared.domain.lifecycle import CaseStatus
 from shared.domain.triage import Assessment, Category, DangerKind, Unit, Urgency
-from shared.events import AlertKind, CaseAlert, CaseClassified, CaseClassifiedPayload, CaseRouted, Channel
+from shared.events import AlertKind, CaseAlert, CaseClassified, CaseClassifiedPayload, CaseRouted, Channel, Envelope
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
-class RoutingStore:
-    """The four store calls routing makes, in memory."""
-
-    def __init__(self) -> None:
-        self.cases: dict[str, dict[str, Any]] = {"GT-1": {"_id": "GT-1", "status": "classified", "text": "…",
-                                                          "received_at": NOW}}
-        self.routings: dict[tuple[str, int], dict[str, Any]] = {}
-
-    async def get_case(self, case_id: str) -> dict[str, Any] | None:
-        return self.cases.get(case_id)
-
-    async def record_routing(self, case_id: str, attempt: int, doc: dict[str, Any]) -> bool:
-        return self.routings.setdefault((case_id, attempt), doc) is doc
-
-    async def get_routing(self, case_id: str, attempt: int) -> dict[str, Any] | None:
-        return self.routings.get((case_id, attempt))
-
-    async def advance(self, case_id: str, before: set[CaseStatus], after: CaseStatus, fields: dict[str, Any],
-                      **_: Any) -> bool:
-        case = self.cases[case_id]
-        if CaseStatus(case["status"]) not in before:
-            return False
-        case.update(fields, status=after.value)
-        return True
+def _storage() -> MemoryStorage:
+    storage = MemoryStorage()
+    case = Case(id="GT-1", channel="12345", text="…", received_at=NOW, version=0)
+    storage.cases.stored[case.id] = case
+    storage.cases.timelines[case.id] = []
+    return storage
 
 
 def _classified(danger: DangerKind | None) -> bytes:
@@ -50,20 +35,17 @@ def _classified(danger: DangerKind | None) -> bytes:
 
 
 async def _route(body: bytes, policy_data: dict[str, Any]) -> tuple[list[CaseRouted], list[CaseAlert]]:
-    routed: list[CaseRouted] = []
-    alerts: list[CaseAlert] = []
+    published: list[Envelope] = []
 
-    async def emit(e: CaseRouted) -> None:
-        routed.append(e)
+    async def publish(e: Envelope) -> None:
+        published.append(e)
 
-    async def alert(e: CaseAlert) -> None:
-        alerts.append(e)
-
-    store = RoutingStore()
+    storage = _storage()
     for _ in range(2):  # a replay
-        await route_case(body, store=store, emit=emit, alert=alert,  # type: ignore[arg-type]
-                         policy=parse_policy(policy_data), max_bytes=100_000, now=NOW)
-    return routed, alerts
+        await route_case(body, cases=storage.cases, publish=publish, policy=parse_policy(policy_data),
+                         calendar=default_calendar(), max_bytes=100_000, now=NOW)
+    assert storage.cases.stored["GT-1"].status is CaseStatus.ROUTED
+    return ([e for e in published if isinstance(e, CaseRouted)], [e for e in published if isinstance(e, CaseAlert)])
 
 
 async def test_a_danger_with_its_immediate_unit_raises_no_alert() -> None:

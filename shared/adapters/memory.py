@@ -1,0 +1,156 @@
+"""Every port in memory, for unit tests of the services' handlers: the same contracts as the MongoDB
+adapter (ids decide, a case saves only from the version it was loaded at), none of its measures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from shared.domain.case import Case, Change, TimelineEntry
+from shared.domain.followup import TimerSpec
+from shared.domain.lifecycle import OPEN_STATUSES
+from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of
+from shared.handling import Contended
+
+
+class MemoryCases:
+    def __init__(self) -> None:
+        self.stored: dict[str, Case] = {}
+        self.timelines: dict[str, list[TimelineEntry]] = {}
+
+    async def get(self, case_id: str) -> Case | None:
+        case = self.stored.get(case_id)
+        return case.model_copy(deep=True) if case else None
+
+    async def add(self, case: Case, change: Change) -> bool:
+        if case.id in self.stored:
+            return False
+        self.stored[case.id] = case.model_copy(deep=True)
+        self.timelines[case.id] = list(change.entries)
+        return True
+
+    async def save(self, case: Case, change: Change) -> None:
+        if not change.changed:
+            return
+        current = self.stored[case.id]
+        if current.version != case.version:
+            raise Contended(f"case {case.id} moved past version {case.version}")
+        case.version += 1
+        self.stored[case.id] = case.model_copy(deep=True)
+        self.timelines[case.id].extend(change.entries)
+
+    async def fingerprints(self, case_ids: Sequence[str]) -> list[CaseFingerprint]:
+        return [CaseFingerprint(c.id, c.complainant_key, signature_of(c.text), c.received_at)
+                for c in (self.stored.get(i) for i in case_ids) if c and c.status in OPEN_STATUSES]
+
+    async def timeline(self, case_id: str) -> list[TimelineEntry]:
+        return list(self.timelines.get(case_id, []))
+
+
+class MemoryReceipts:
+    def __init__(self) -> None:
+        self.stored: dict[str, str] = {}
+
+    async def claim(self, receipt: str, case_id: str, at: datetime) -> str:
+        return self.stored.setdefault(receipt, case_id)
+
+    async def case_of(self, receipt: str) -> str | None:
+        return self.stored.get(receipt)
+
+
+class MemoryRepeatIndex:
+    def __init__(self) -> None:
+        self.stored: dict[str, list[str]] = {}
+
+    async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        return {key: list(self.stored.get(key, [])) for key in keys}
+
+    async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None:
+        for key in filed:
+            cases = self.stored.setdefault(key, [])
+            if case_id not in cases:
+                cases.append(case_id)
+            del cases[:-MAX_KEYED_CASES]
+
+
+class MemoryTimerBook:
+    def __init__(self) -> None:
+        self.filed: dict[str, dict[str, TimerSpec]] = {}  # day → timer id → timer
+        self.done: set[str] = set()
+        self.claims: dict[str, tuple[str, datetime]] = {}
+        self.day: str | None = None
+
+    async def schedule(self, timers: Sequence[TimerSpec], today: date) -> None:
+        for t in timers:
+            day = max(t.due_at.date(), today).isoformat()
+            self.filed.setdefault(day, {})[t.id] = t
+            self.day = min(day, self.day or day)
+
+    async def cursor(self) -> str | None:
+        return self.day
+
+    async def move_cursor(self, from_day: str, to_day: str) -> None:
+        if self.day == from_day:
+            self.day = to_day
+
+    async def unfinished_on(self, day: str) -> list[TimerSpec]:
+        return [t for tid, t in self.filed.get(day, {}).items() if tid not in self.done]
+
+    async def claim(self, timer: TimerSpec, owner: str, now: datetime, lease_until: datetime) -> bool:
+        holder, until = self.claims.get(timer.id, (owner, lease_until))
+        if holder != owner and until > now:
+            return False
+        self.claims[timer.id] = (owner, lease_until)
+        return True
+
+    async def is_finished(self, timer: TimerSpec, day: str) -> bool:
+        return timer.id in self.done
+
+    async def finish(self, timer: TimerSpec, day: str) -> None:
+        self.done.add(timer.id)
+        self.claims.pop(timer.id, None)
+
+
+class MemoryRecords:
+    """Action outcomes or dead letters: the first record under an id is kept."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Mapping[str, Any]] = {}
+
+    async def record(self, record_id: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.stored.setdefault(record_id, dict(record))
+
+    async def get(self, record_id: str) -> Mapping[str, Any] | None:
+        return self.stored.get(record_id)
+
+
+class MemoryClock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    async def offset_seconds(self) -> float:
+        return self.offset
+
+    async def set_offset_seconds(self, seconds: float) -> None:
+        self.offset = seconds
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.cases = MemoryCases()
+        self.receipts = MemoryReceipts()
+        self.repeats = MemoryRepeatIndex()
+        self.timers = MemoryTimerBook()
+        self.actions = MemoryRecords()
+        self.dead_letters = MemoryRecords()
+        self.clock = MemoryClock()
+
+    async def prepare(self) -> None:
+        pass
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass

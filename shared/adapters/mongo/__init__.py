@@ -1,0 +1,68 @@
+"""The MongoDB adapter: every port of shared/ports.py over PyMongo's AsyncMongoClient.
+
+Collections are private to the adapter; each port's module names the documents it keeps. What FerretDB
+alone needs is in ferretdb.py, switched off when the server turns out to be MongoDB.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo import ASCENDING, AsyncMongoClient
+
+from shared.adapters.mongo.cases import MongoCases, MongoReceipts, MongoRepeatIndex
+from shared.adapters.mongo.desk import MongoDeskReads
+from shared.adapters.mongo.ferretdb import Document, GroupCommit, VersionClaims, is_ferretdb
+from shared.adapters.mongo.monitoring import StoreCommandCounter
+from shared.adapters.mongo.records import MongoActionLog, MongoClock, MongoDeadLetters
+from shared.adapters.mongo.timers import MongoTimerBook
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MongoDeskReads", "MongoStorage"]
+
+
+class MongoStorage:
+    """The store of one service: its ports, and the connection they share."""
+
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        self.client = client
+        self.db = client[database]
+        commit = GroupCommit()
+        self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]))
+        self.receipts = MongoReceipts(self.db["receipts"])
+        self.repeats = MongoRepeatIndex(self.db["repeat_keys"])
+        self.timers = MongoTimerBook(self.db["timer_days"], self.db["timer_claims"], self.db["control"], commit)
+        self.actions = MongoActionLog(self.db["desk_actions"])
+        self.dead_letters = MongoDeadLetters(self.db["dead_letters"])
+        self.clock = MongoClock(self.db["control"])
+
+    @classmethod
+    def from_settings(cls, settings: Settings, service: str = "") -> MongoStorage:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            settings.mongodb_uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=5_000,
+            connectTimeoutMS=5_000,
+            appname=f"grievance-triage-{service}" if service else "grievance-triage",
+            event_listeners=[StoreCommandCounter(service or "unknown")],
+        )
+        return cls(client, settings.mongodb_database)
+
+    async def prepare(self) -> None:
+        """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""
+        if not await is_ferretdb(self.db):
+            self.cases.claims = None  # MongoDB compares the version in the update itself
+            log.info("store is MongoDB: version checks in the update, no claims")
+        await self.db["cases"].create_index([("unit", ASCENDING), ("status", ASCENDING)])
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+        except Exception:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

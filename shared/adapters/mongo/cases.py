@@ -1,0 +1,109 @@
+"""Cases, receipts and the repeat index on MongoDB. Every read and write filters on `_id` alone (see
+ferretdb.py for why), so each is a primary-key lookup on either server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.adapters.mongo.documents import (
+    CASE_PROJECTION,
+    Document,
+    case_document,
+    case_fields,
+    case_from_document,
+    entry_document,
+    entry_from_document,
+)
+from shared.adapters.mongo.ferretdb import VersionClaims
+from shared.domain.case import Case, Change, TimelineEntry
+from shared.domain.lifecycle import OPEN_STATUSES, CaseStatus
+from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of
+from shared.handling import Contended
+
+
+class MongoCases:
+    def __init__(self, cases: AsyncCollection[Document], claims: VersionClaims | None) -> None:
+        self.collection = cases
+        self.claims = claims  # None on MongoDB, where the update itself compares the version
+
+    async def get(self, case_id: str) -> Case | None:
+        doc = await self.collection.find_one({"_id": case_id}, CASE_PROJECTION)
+        return case_from_document(doc) if doc else None
+
+    async def add(self, case: Case, change: Change) -> bool:
+        result = await self.collection.update_one(
+            {"_id": case.id}, {"$setOnInsert": case_document(case, change.entries)}, upsert=True)
+        return result.upserted_id is not None
+
+    async def save(self, case: Case, change: Change) -> None:
+        if not change.changed:
+            return
+        version = case.version
+        update: Document = {"$set": {**case_fields(case, change.fields - {"version"}), "version": version + 1}}
+        if change.entries:
+            update["$push"] = {"timeline": {"$each": [entry_document(e) for e in change.entries]},
+                               "timeline_ids": {"$each": [e.id for e in change.entries]}}
+        op_id = change.entries[0].id if change.entries else f"fields:{sorted(change.fields)}"
+        if self.claims is not None:
+            await self.claims.update(self.collection, case.id, version, update, op_id)
+        else:
+            result = await self.collection.update_one({"_id": case.id, "version": version}, update)
+            if result.matched_count != 1:
+                raise Contended(f"case {case.id} moved past version {version}")
+        case.version = version + 1
+
+    async def fingerprints(self, case_ids: Sequence[str]) -> list[CaseFingerprint]:
+        shown = {"status": 1, "text": 1, "complainant_key": 1, "received_at": 1}
+        docs = await asyncio.gather(*(self.collection.find_one({"_id": c}, shown) for c in case_ids))
+        return [CaseFingerprint(doc["_id"], doc.get("complainant_key"), signature_of(doc.get("text", "")),
+                                doc["received_at"])
+                for doc in docs if doc and CaseStatus(doc["status"]) in OPEN_STATUSES]
+
+    async def timeline(self, case_id: str) -> list[TimelineEntry]:
+        doc = await self.collection.find_one({"_id": case_id}, {"timeline": 1})
+        return [entry_from_document(e) for e in (doc or {}).get("timeline", [])]
+
+
+class MongoReceipts:
+    def __init__(self, receipts: AsyncCollection[Document]) -> None:
+        self.collection = receipts
+
+    async def claim(self, receipt: str, case_id: str, at: datetime) -> str:
+        doc = await self.collection.find_one_and_update(
+            {"_id": receipt}, {"$setOnInsert": {"case_id": case_id, "at": at}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None  # an upsert always returns the document
+        return str(doc["case_id"])
+
+    async def case_of(self, receipt: str) -> str | None:
+        doc = await self.collection.find_one({"_id": receipt})
+        return str(doc["case_id"]) if doc else None
+
+
+class MongoRepeatIndex:
+    def __init__(self, keys: AsyncCollection[Document]) -> None:
+        self.collection = keys
+
+    async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        keys = list(keys)
+        docs = await asyncio.gather(*(self.collection.find_one({"_id": key}) for key in keys))
+        return {key: list((doc or {}).get("cases", [])) for key, doc in zip(keys, docs, strict=True)}
+
+    async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None:
+        """One write for all keys; a key remembers only its most recent cases, so a flood of reports from
+        one number cannot make every lookup slower."""
+        writes: list[UpdateOne] = []
+        for key, cases in filed.items():
+            if len(cases) < MAX_KEYED_CASES:
+                writes.append(UpdateOne({"_id": key}, {"$addToSet": {"cases": case_id}}, upsert=True))
+            elif case_id not in cases:
+                recent = [*cases[-(MAX_KEYED_CASES - 1):], case_id]
+                writes.append(UpdateOne({"_id": key}, {"$set": {"cases": recent}}, upsert=True))
+        if writes:
+            await self.collection.bulk_write(writes, ordered=False)

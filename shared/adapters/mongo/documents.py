@@ -1,0 +1,65 @@
+"""Cases as documents: the codec between the `Case` aggregate and what MongoDB keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from shared.adapters.mongo.ferretdb import objects_as_pairs, pairs_as_objects
+from shared.domain.case import Case, TimelineEntry
+
+Document = dict[str, Any]
+
+# What a case is loaded with: everything but the timeline, which only grows and only the desk reads.
+CASE_PROJECTION: Document = {"timeline": 0}
+
+
+def plain(value: Any) -> Any:
+    """Values as BSON takes them: enums as their values, tuples as lists, days as ISO dates."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _stored(name: str, value: Any) -> Any:
+    value = plain(value)
+    if name == "assessment" and value is not None:
+        value = {**value, "top_categories": pairs_as_objects(value["top_categories"], "category", "probability")}
+    return value
+
+
+def case_fields(case: Case, names: Iterable[str]) -> Document:
+    dumped = case.model_dump(include=set(names))
+    return {name: _stored(name, value) for name, value in dumped.items()}
+
+
+def entry_document(entry: TimelineEntry) -> Document:
+    return {"id": entry.id, "at": entry.at, "kind": entry.kind, "detail": plain(entry.detail)}
+
+
+def case_document(case: Case, entries: Iterable[TimelineEntry]) -> Document:
+    """A new case as inserted, with its first timeline entries."""
+    doc = case_fields(case, Case.model_fields.keys() - {"id", "timeline_ids"})
+    listed = [entry_document(e) for e in entries]
+    return {"_id": case.id, **doc, "timeline": listed, "timeline_ids": [e["id"] for e in listed]}
+
+
+def case_from_document(doc: Mapping[str, Any]) -> Case:
+    data = {k: v for k, v in doc.items() if k not in ("_id", "timeline")}
+    assessment = data.get("assessment")
+    if assessment:
+        data["assessment"] = {**assessment, "top_categories": objects_as_pairs(
+            assessment.get("top_categories", []), "category", "probability")}
+    return Case.model_validate({"id": doc["_id"], **data})
+
+
+def entry_from_document(doc: Mapping[str, Any]) -> TimelineEntry:
+    return TimelineEntry.model_validate(doc)
