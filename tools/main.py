@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tools.bench.figures import positive_float, positive_int
 
-    p = sub.add_parser("bench", help="pipeline throughput against the raw transport's, and latency at half load")
+    p = sub.add_parser("bench", help="pipeline throughput and cost against the raw transport and a store-bound "
+                       "reference, and latency at half load")
     p.add_argument("--cases", type=positive_int, default=1000)
     p.add_argument("--json", action="store_true", help="print only the summary line")
     p.add_argument("--sustain", type=positive_float, default=None, metavar="SECONDS",

@@ -308,3 +308,14 @@ def test_without_the_reference_its_figures_are_n_a() -> None:
     assert measured.store_bound_ratio is None and "store_bound_per_s" not in measured.summary()
     text = "\n".join(measured.report())
     assert "store-bound reference n/a" in text and "pipeline/store-bound reference: n/a" in text
+
+
+def test_store_commands_from_what_prometheus_client_exposes() -> None:
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    registry = CollectorRegistry()
+    counter = Counter("triage_store_commands", "Store commands, by command", ["service", "command"], registry=registry)
+    counter.labels(service="routing", command="findAndModify").inc(3)
+    counter.labels(service="routing", command="update").inc(5)
+    samples = parse_metrics(generate_latest(registry).decode())
+    assert store_commands(samples) == {"findAndModify": 3.0, "update": 5.0}
