@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 SETTLE_SECONDS = 5.0  # no new arrival for this long after the last publish: ask the store what is missing
 Say = Callable[[str], None]
 
+
 class StoreCheck:
     """Lookups by _id in the case store (FerretDB scans for anything else): which published events became
     routed cases, which joined an earlier open case as a repeat report (those are never routed)."""

@@ -62,6 +62,7 @@ class StoreWork:
         finally:
             await self.client.close()
 
+
 class Relay:
     """One hop: consume, do the work if any, publish to the next topic, commit once the publish is
     acknowledged."""

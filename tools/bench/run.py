@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 IDLE_SECONDS = 5.0  # the processes' CPU with no events flowing, sampled before the pipeline is timed
 WARMUP_CASES = 50  # routed before measuring: jieba's dictionary, the store's collections, the groups' joins
 
+
 async def run_bench(
     cases: int, kafka: str, mongodb: str, database: str, fleet: Fleet | None = None, *, hops: int = 4,
     partitions: int = 6, sustain_s: float | None = None, raw_per_message: bool = False, progress: bool = True,

@@ -37,6 +37,7 @@ DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_STOP_TIMEOUT = 30.0
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
 
+
 @dataclass(frozen=True)
 class Endpoints:
     kafka_bootstrap: str
