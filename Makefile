@@ -6,6 +6,9 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The `triage` command is tools/, which the product's distribution leaves out: a wrapper runs it from this
+# checkout (see tools/__main__.py).
+TRIAGE := $(BIN)/triage
 
 .PHONY: run test setup infra reliability bench evaluate lint docs clean
 
@@ -17,7 +20,14 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-setup: $(STAMP)
+$(TRIAGE): $(STAMP)
+	@echo "==> writing $(TRIAGE): runs the checkout's tools/ (python -m tools)"
+	@printf '%s\n' '#!/bin/sh' \
+	  '# written by `make setup`: the development tools are not in the product wheel (see tools/__main__.py)' \
+	  'PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" exec "$(abspath $(BIN)/python)" -m tools "$$@"' > $@
+	@chmod +x $@
+
+setup: $(STAMP) $(TRIAGE)
 
 infra: setup  ## build and start the local Kafka broker and FerretDB
 	$(BIN)/triage infra up

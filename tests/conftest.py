@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.cli import infra
-from services.cli.processes import Fleet, service_env
 from shared import topics
+from tools import infra
+from tools.processes import Fleet, service_env
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[1]

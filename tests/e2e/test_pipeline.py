@@ -12,11 +12,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.cli import infra
-from services.cli.processes import Fleet
 from shared import topics
 from shared.events import case_id_for
 from tests.conftest import channel_event, eventually, publish
+from tools import infra
+from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e]
 Db = AsyncDatabase[dict[str, Any]]

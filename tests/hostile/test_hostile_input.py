@@ -18,8 +18,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.cli import infra
-from services.cli.processes import Fleet
 from shared import topics
 from shared.domain.lifecycle import Action
 from shared.domain.repeats import similarity, text_signature
@@ -28,6 +26,8 @@ from shared.events import Channel, DeskAction, DeskActionPayload, case_id_for
 from tests.conftest import eventually, token
 from tests.hostile import corpus
 from tests.hostile.corpus import CORPUS, DeadLettered, HostileInput, Routed
+from tools import infra
+from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e]
 Db = AsyncDatabase[dict[str, Any]]

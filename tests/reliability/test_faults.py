@@ -22,11 +22,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.cli import infra
-from services.cli.processes import Fleet
 from shared import topics
 from shared.events import case_id_for
 from tests.conftest import TEST_STATE, channel_event
+from tools import infra
+from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 Db = AsyncDatabase[dict[str, Any]]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.cli.infra import LocalKafka
+from tools.infra import LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -32,7 +32,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def service_packages() -> list[str]:
-    """Packages under services/ whose main.py defines a module-level `app` (the CLI's main.py does not)."""
+    """Packages under services/ whose main.py defines a module-level `app`."""
     found = []
     for main in sorted((REPO_ROOT / "services").glob("*/main.py")):
         if re.search(r"^app\s*(:[^=\n]*)?=", main.read_text(encoding="utf-8"), re.MULTILINE):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from services.cli.classify import classify_jsonl
-from services.cli.main import main
+from tools.classify import classify_jsonl
+from tools.main import main
 
 
 def test_classify_answers_every_line_in_order_with_the_contracts_fields() -> None:

@@ -20,8 +20,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.cli.demo import load_samples, make_events, publish_events
 from shared.store import CaseStore
+from tools.demo import load_samples, make_events, publish_events
 
 Db = AsyncDatabase[dict[str, Any]]
 UNITS = ("police", "mediation", "visitor", "legal", "command")

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import MongoClient
 
-from services.cli import infra
+from tools import infra
 
 EXTERNAL_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
 

@@ -10,9 +10,11 @@ import uuid
 
 from faststream.kafka import KafkaBroker
 
-from services.cli.demo import load_samples, make_events
 from shared import topics
 from shared.events import CaseRouted
+from tools import infra
+from tools.demo import load_samples, make_events
+from tools.processes import start_pipeline
 
 _UNIT_LABELS = {
     "police": "派出所", "mediation": "调处中心", "visitor": "来访中心", "legal": "法律服务", "command": "指挥中心",
@@ -44,9 +46,6 @@ async def _stream(kafka: str, rate: float) -> None:
 
 
 def run_live(rate: float) -> int:
-    from services.cli import infra
-    from services.cli.main import start_pipeline
-
     endpoints, fleet = start_pipeline()
     try:
         with contextlib.suppress(KeyboardInterrupt):

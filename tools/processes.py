@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tools import infra, paths
 
 # The pipeline in event order, with the port each serves /health and /metrics on.
 PIPELINE: dict[str, int] = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
@@ -48,7 +48,7 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=paths.REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         log.close()
@@ -141,3 +141,20 @@ class Fleet:
                 service.process.send_signal(signal.SIGTERM)
         for service in self.services.values():
             service.stop()
+
+
+def start_pipeline(
+    extra_env: dict[str, str] | None = None, services: dict[str, int] | None = None
+) -> tuple[infra.Endpoints, Fleet]:
+    """The local infrastructure (unless endpoints are configured) and the services, started and healthy."""
+    endpoints = infra.up()
+    print(f"kafka {endpoints.kafka_bootstrap}, mongodb {endpoints.mongodb_uri}", flush=True)
+    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, **(extra_env or {})),
+                  infra.default_state_dir() / "logs", services)
+    print("starting services: " + ", ".join(fleet.services), flush=True)
+    try:
+        fleet.start()
+    except BaseException:
+        fleet.stop()
+        raise
+    return endpoints, fleet

@@ -19,9 +19,8 @@ from pymongo import AsyncMongoClient
 
 from shared import topics
 from shared.events import CaseRouted, ChannelEvent, Complainant, case_id_for
+from tools import paths
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS_DIR = REPO_ROOT / "data" / "corpus"
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _PLACES = ("江海路", "临江大道", "秀山路", "长江路", "为民村", "新江村", "东灶港", "包场镇", "正余社区", "滨江花园")
 
@@ -32,7 +31,7 @@ class Sample:
     channel: str
 
 
-def load_samples(corpus_dir: Path = CORPUS_DIR) -> list[Sample]:
+def load_samples(corpus_dir: Path = paths.CORPUS_DIR) -> list[Sample]:
     samples = []
     for path in sorted(corpus_dir.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -8,21 +8,24 @@ import math
 
 import pytest
 
-from services.cli.bench import (
-    BenchResult,
-    Phase,
+from tools.bench.figures import (
+    cost_ratio,
     cpu_profile,
     latencies_ms,
+    metric_labels,
     parse_cpu_seconds,
     parse_metrics,
     parse_vmrss_kb,
     ratio,
     stage_profile,
     steady_plan,
+    store_commands,
+    store_commands_per_case,
     throughput,
 )
-from services.cli.demo import percentile
-from services.cli.main import _cmd_bench, build_parser
+from tools.bench.result import BenchResult, Phase
+from tools.demo import percentile
+from tools.main import _cmd_bench, build_parser
 
 
 def bench_args(*argv: str) -> dict[str, object]:
@@ -194,3 +197,125 @@ def test_the_throughput_with_every_stage_done_is_reported_when_measured() -> Non
     measured = result(profile={"pipeline": {"all_stages_per_s": 9.1}})
     assert measured.summary()["all_stages_per_s"] == 9.1
     assert "with the follow-up done too: 9.1 cases/s" in measured.report()
+
+
+# --------------------------------------------------------------------------- store commands per case
+
+STORE = """\
+# HELP triage_store_commands_total Commands sent to the store, by service and command
+# TYPE triage_store_commands_total counter
+triage_store_commands_total{service="intake",command="find"} %(find)s
+triage_store_commands_total{command="insert",service="intake"} %(insert)s
+triage_store_commands_created{service="intake",command="find"} 1.7e9
+triage_stage_seconds_count{service="intake"} 3.0
+"""
+
+
+def test_the_labels_of_a_sample_in_any_order() -> None:
+    assert metric_labels('triage_store_commands_total{command="update",service="routing"}') == (
+        "triage_store_commands_total", {"command": "update", "service": "routing"})
+    assert metric_labels("process_cpu_seconds_total") == ("process_cpu_seconds_total", {})
+
+
+def test_store_commands_are_read_by_command_and_absent_when_not_exported() -> None:
+    samples = parse_metrics(STORE % {"find": "12.0", "insert": "4.0"})
+    assert store_commands(samples) == {"find": 12.0, "insert": 4.0}  # the _created samples are not commands
+    assert store_commands(parse_metrics(METRICS % {"count": "1.0", "sum": "1.0"})) is None
+    assert store_commands({}) is None
+
+
+def test_store_commands_per_case_in_all_per_service_and_per_command() -> None:
+    before = {"intake": parse_metrics(STORE % {"find": "100.0", "insert": "50.0"}),
+              "routing": {'triage_store_commands_total{service="routing",command="update"}': 10.0}}
+    after = {"intake": parse_metrics(STORE % {"find": "300.0", "insert": "150.0"}),
+             "routing": {'triage_store_commands_total{service="routing",command="update"}': 110.0,
+                         'triage_store_commands_total{service="routing",command="find"}': 50.0}}
+    figures = store_commands_per_case(before, after, cases=100)
+    assert figures["per_case"] == 4.5  # (200 + 100) + (100 + 50) commands over 100 cases
+    assert figures["by_command"] == {"find": 2.5, "insert": 1.0, "update": 1.0}
+    assert figures["services"]["intake"] == {"per_case": 3.0, "by_command": {"find": 2.0, "insert": 1.0}}
+    # A command first seen after the first scrape counts from zero.
+    assert figures["services"]["routing"] == {"per_case": 1.5, "by_command": {"find": 0.5, "update": 1.0}}
+
+
+def test_a_service_without_the_counter_makes_the_whole_n_a() -> None:
+    after = {"intake": parse_metrics(STORE % {"find": "30.0", "insert": "10.0"}), "followup": {}}
+    figures = store_commands_per_case({}, after, cases=10)
+    assert figures["services"] == {"intake": {"per_case": 4.0, "by_command": {"find": 3.0, "insert": 1.0}},
+                                   "followup": None}
+    assert figures["per_case"] is None and figures["by_command"] is None
+    lines = result(store_commands=figures).report()
+    assert any(line.startswith("store commands per case") and line.endswith(": n/a") for line in lines)
+    assert any(line.split() == ["followup", "n/a"] for line in lines)
+    # Nothing arrived: no per-case figure rather than a division by zero; a restart never counts negative.
+    none = store_commands_per_case({"intake": {'triage_store_commands_total{command="find"}': 9.0}},
+                                   {"intake": {'triage_store_commands_total{command="find"}': 2.0}}, cases=0)
+    assert none["per_case"] is None and none["services"]["intake"] == {"per_case": None, "by_command": {"find": None}}
+    restarted = store_commands_per_case({"intake": {'triage_store_commands_total{command="find"}': 9.0}},
+                                        {"intake": {'triage_store_commands_total{command="find"}': 2.0}}, cases=1)
+    assert restarted["per_case"] == 0.0
+
+
+def test_the_store_commands_are_reported_and_in_the_summary() -> None:
+    figures = store_commands_per_case({}, {"intake": parse_metrics(STORE % {"find": "30.0", "insert": "10.0"})}, 10)
+    measured = result(store_commands=figures)
+    assert measured.summary()["store_commands"]["per_case"] == 4.0
+    text = "\n".join(measured.report())
+    assert "store commands per case (the services' triage_store_commands_total" in text and ": 4.0" in text
+    assert "intake              4.0  (find 3.0, insert 1.0)" in text and "by command: find 3.0, insert 1.0" in text
+    assert "store_commands" not in result().summary()  # not measured: not claimed
+
+
+# --------------------------------------------------------------------------- the store-bound reference and CPU per case
+
+
+def cpu_phase(**ms_per_case: float) -> dict[str, object]:
+    rows: dict[str, dict[str, float]] = {name: {"cpu_s": ms, "cpu_ms_per_event": ms, "share": 0.0, "cores": 0.0}
+                                         for name, ms in ms_per_case.items()}
+    rows["total"] = {"cpu_s": sum(ms_per_case.values()), "cpu_ms_per_event": sum(ms_per_case.values()),
+                     "cores_busy": 1.5}
+    return {"cpu": rows}
+
+
+def test_cost_ratio() -> None:
+    assert cost_ratio(50.0, 5.0) == 10.0
+    assert cost_ratio(50.0, None) is None and cost_ratio(None, 5.0) is None and cost_ratio(50.0, 0.0) is None
+
+
+def test_the_store_bound_reference_and_cpu_per_case_of_each_phase() -> None:
+    profile = {"pipeline": cpu_phase(intake=10.0, ferretdb=30.0, kafka=5.0, bench=5.0),
+               "raw": cpu_phase(kafka=3.0, bench=2.0),
+               "store_bound": cpu_phase(kafka=3.0, ferretdb=15.0, bench=2.0)}
+    measured = result(store_bound=Phase(1000, 1000, 0.0, 4_000.0), profile=profile)
+    assert measured.store_bound_ratio == 0.05  # 12.5 cases/s over 250 cases/s
+    assert measured.cpu_per_case() == {"pipeline": 50.0, "raw": 5.0, "store_bound": 20.0,
+                                       "pipeline_over_raw": 10.0, "pipeline_over_store_bound": 2.5}
+    summary = measured.summary()
+    assert (summary["store_bound_per_s"], summary["ratio_store_bound"]) == (250.0, 0.05)
+    assert summary["cpu_ms_per_case"]["pipeline_over_store_bound"] == 2.5
+    text = "\n".join(measured.report())
+    assert "store-bound reference, the 4 hops each doing its case's store work" in text and "250.0 cases/s" in text
+    assert "ratio pipeline/store-bound reference: 0.050" in text
+    assert "where the store-bound reference's time goes" in text
+    assert "  ferretdb        CPU    15.0 s     15.0 ms/case" in text  # per process, in the reference phase
+    assert ("total CPU per case (every process measured, summed): pipeline 50.0 ms, raw transport 5.0 ms, "
+            "store-bound reference 20.0 ms") in text
+    assert "CPU per case, pipeline/raw: 10.0; pipeline/store-bound reference: 2.5" in text
+
+
+def test_without_the_reference_its_figures_are_n_a() -> None:
+    measured = result(profile={"pipeline": cpu_phase(intake=10.0), "raw": cpu_phase(kafka=2.0)})
+    assert measured.store_bound_ratio is None and "store_bound_per_s" not in measured.summary()
+    text = "\n".join(measured.report())
+    assert "store-bound reference n/a" in text and "pipeline/store-bound reference: n/a" in text
+
+
+def test_store_commands_from_what_prometheus_client_exposes() -> None:
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    registry = CollectorRegistry()
+    counter = Counter("triage_store_commands", "Store commands, by command", ["service", "command"], registry=registry)
+    counter.labels(service="routing", command="findAndModify").inc(3)
+    counter.labels(service="routing", command="update").inc(5)
+    samples = parse_metrics(generate_latest(registry).decode())
+    assert store_commands(samples) == {"findAndModify": 3.0, "update": 5.0}

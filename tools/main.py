@@ -9,44 +9,20 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from services.cli.infra import Endpoints
-    from services.cli.processes import Fleet
 
 
 def _cmd_infra(args: argparse.Namespace) -> int:
-    from services.cli import infra
+    from tools import infra
 
     return infra.main(args.infra_args)
-
-
-def start_pipeline(
-    extra_env: dict[str, str] | None = None, services: dict[str, int] | None = None
-) -> tuple[Endpoints, Fleet]:
-    """The local infrastructure (unless endpoints are configured) and the services, started and healthy."""
-    from services.cli import infra
-    from services.cli.processes import Fleet, service_env
-
-    endpoints = infra.up()
-    print(f"kafka {endpoints.kafka_bootstrap}, mongodb {endpoints.mongodb_uri}", flush=True)
-    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, **(extra_env or {})),
-                  infra.default_state_dir() / "logs", services)
-    print("starting services: " + ", ".join(fleet.services), flush=True)
-    try:
-        fleet.start()
-    except BaseException:
-        fleet.stop()
-        raise
-    return endpoints, fleet
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.lifecycle:
         return _cmd_lifecycle(args)
-    from services.cli.demo import run_demo
     from shared.config import get_settings
+    from tools.demo import run_demo
+    from tools.processes import start_pipeline
 
     endpoints, fleet = start_pipeline()
     try:
@@ -70,8 +46,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_lifecycle(args: argparse.Namespace) -> int:
     import uuid
 
-    from services.cli.lifecycle import desk_tokens, run_lifecycle
-    from services.cli.processes import PIPELINE, WITH_DESK_API
+    from tools.lifecycle import desk_tokens, run_lifecycle
+    from tools.processes import PIPELINE, WITH_DESK_API, start_pipeline
 
     tokens = desk_tokens()
     database = f"grievance_triage_lifecycle_{uuid.uuid4().hex[:6]}"
@@ -95,8 +71,9 @@ def _cmd_lifecycle(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from services.cli.bench import run_bench
     from shared.config import get_settings
+    from tools.bench.run import run_bench
+    from tools.processes import start_pipeline
 
     endpoints, fleet = start_pipeline()
     try:
@@ -115,13 +92,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from services.cli.live import run_live
+    from tools.live import run_live
 
     return run_live(rate=args.rate)
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
-    from services.cli.classify import classify_jsonl
+    from tools.classify import classify_jsonl
 
     with (sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")) as source:
         return classify_jsonl(source, sys.stdout)
@@ -176,9 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a scripted day at the desks with a simulated clock (up to 60 cases)")
     p.set_defaults(func=_cmd_demo)
 
-    from services.cli.bench import positive_float, positive_int
+    from tools.bench.figures import positive_float, positive_int
 
-    p = sub.add_parser("bench", help="pipeline throughput against the raw transport's, and latency at half load")
+    p = sub.add_parser("bench", help="pipeline throughput and cost against the raw transport and a store-bound "
+                       "reference, and latency at half load")
     p.add_argument("--cases", type=positive_int, default=1000)
     p.add_argument("--json", action="store_true", help="print only the summary line")
     p.add_argument("--sustain", type=positive_float, default=None, metavar="SECONDS",

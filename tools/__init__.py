@@ -1,0 +1,1 @@
+"""Development tooling (the `triage` command, local infrastructure, benchmark, demos); not in the product."""

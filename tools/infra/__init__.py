@@ -1,0 +1,44 @@
+"""Local real infrastructure without Docker: `triage infra up | down | status`.
+
+- Apache Kafka 3.9 in KRaft mode (one node, broker + controller), run from its Maven Central jars (kafka.py).
+- FerretDB v1.24.2 (MongoDB wire protocol over SQLite), built from the Go module in deploy/ferretdb (ferretdb.py).
+
+Both run as detached processes owned by a state dir (component.py); control.py starts, stops and
+inspects them together; host.py holds the process, port and file helpers they share.
+"""
+
+from tools.infra.component import (
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    ComponentStatus,
+    Endpoints,
+    LocalComponent,
+    default_cache_dir,
+    default_state_dir,
+)
+from tools.infra.control import all_ready, down, format_status, main, status, up
+from tools.infra.ferretdb import LocalFerretDB
+from tools.infra.host import HOST, InfraError, Progress, free_port
+from tools.infra.kafka import LocalKafka
+
+__all__ = [
+    "DEFAULT_READY_TIMEOUT",
+    "DEFAULT_STOP_TIMEOUT",
+    "HOST",
+    "ComponentStatus",
+    "Endpoints",
+    "InfraError",
+    "LocalComponent",
+    "LocalFerretDB",
+    "LocalKafka",
+    "Progress",
+    "all_ready",
+    "default_cache_dir",
+    "default_state_dir",
+    "down",
+    "format_status",
+    "free_port",
+    "main",
+    "status",
+    "up",
+]

@@ -1,0 +1,205 @@
+"""`triage infra up | down | status`: the broker and the store together, started in parallel.
+
+When KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI is set, that endpoint is used and nothing is started for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tools.infra.component import (
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    ComponentStatus,
+    Endpoints,
+    LocalComponent,
+    external_endpoint,
+)
+from tools.infra.ferretdb import LocalFerretDB
+from tools.infra.host import InfraError, Progress, port_open, serialized
+from tools.infra.kafka import LocalKafka
+
+
+def _external_status(kind: str, endpoint: str) -> ComponentStatus:
+    ready: bool | None
+    if endpoint.startswith("mongodb+srv://"):
+        ready = None  # needs a DNS SRV lookup; the driver will tell
+    else:
+        ready = port_open(*_first_host_port(endpoint, 27017 if kind == "mongodb" else 9092), timeout=2.0)
+    return ComponentStatus(
+        mode="external", server=kind, running=bool(ready), ready=ready, pid=None, endpoint=endpoint, log=None
+    )
+
+
+def _first_host_port(endpoint: str, default_port: int) -> tuple[str, int]:
+    rest = endpoint.split("://", 1)[-1]
+    rest = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    first = rest.split(",", 1)[0].strip()
+    host, sep, port = first.rpartition(":")
+    if not sep or not port.isdigit():
+        return first.strip("[]"), default_port
+    return host.strip("[]"), int(port)
+
+
+def _in_parallel(tasks: Sequence[Callable[[], None]]) -> None:
+    """Run the tasks in threads; re-raise the first failure after all have finished."""
+    if len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        futures = [pool.submit(task) for task in tasks]
+    for future in futures:
+        future.result()
+
+
+def up(
+    state_dir: Path | str | None = None,
+    kafka_port: int | None = None,
+    mongo_port: int | None = None,
+    progress: Progress = print,
+    *,
+    cache_dir: Path | str | None = None,
+    timeout: float = DEFAULT_READY_TIMEOUT,
+) -> Endpoints:
+    """Provision and start what is not running yet; return the endpoints once they accept connections."""
+    started = time.monotonic()
+    say = serialized(progress)
+    kafka_ext, mongo_ext = external_endpoint("KAFKA_BOOTSTRAP_SERVERS"), external_endpoint("MONGODB_URI")
+    local: list[LocalComponent] = []
+    kafka: LocalKafka | None = None
+    ferret: LocalFerretDB | None = None
+    if kafka_ext:
+        say(f"kafka: using KAFKA_BOOTSTRAP_SERVERS={kafka_ext}; no local broker")
+    else:
+        kafka = LocalKafka(state_dir, kafka_port, cache_dir=cache_dir, progress=say)
+        local.append(kafka)
+    if mongo_ext:
+        say("mongodb: using MONGODB_URI; no local FerretDB")
+    else:
+        ferret = LocalFerretDB(state_dir, mongo_port, cache_dir=cache_dir, progress=say)
+        local.append(ferret)
+    if kafka and ferret and kafka.port == ferret.port:
+        raise InfraError(f"Kafka and FerretDB cannot both use port {kafka.port}")
+
+    # In parallel: on a cold machine the jars download while Go compiles, and both servers boot at once.
+    pending = [component for component in local if not component.is_running()]
+    _in_parallel([component.provision for component in pending])
+    for component in local:
+        component.start(wait=False)
+    _in_parallel([functools.partial(component.wait_ready, timeout) for component in local])
+
+    endpoints = Endpoints(
+        kafka_bootstrap=kafka.endpoint if kafka else str(kafka_ext),
+        mongodb_uri=ferret.endpoint if ferret else str(mongo_ext),
+    )
+    say(
+        f"infra up in {time.monotonic() - started:.1f}s: kafka {endpoints.kafka_bootstrap}, "
+        f"mongodb {endpoints.mongodb_uri}"
+    )
+    return endpoints
+
+
+def down(
+    state_dir: Path | str | None = None, progress: Progress = print, *, timeout: float = DEFAULT_STOP_TIMEOUT
+) -> None:
+    """Stop the local servers of this state dir (whatever the environment says); data stays."""
+    for component in (LocalFerretDB(state_dir, progress=progress), LocalKafka(state_dir, progress=progress)):
+        if component.is_running():
+            component.stop(timeout=timeout)
+        else:
+            progress(f"{component.name}: not running")
+
+
+def status(state_dir: Path | str | None = None) -> dict[str, ComponentStatus]:
+    """Per component ("kafka", "mongodb"): mode, server, running, ready, pid, endpoint, log."""
+    kafka_ext, mongo_ext = external_endpoint("KAFKA_BOOTSTRAP_SERVERS"), external_endpoint("MONGODB_URI")
+    quiet: Progress = lambda _message: None  # noqa: E731
+    return {
+        "kafka": _external_status("kafka", kafka_ext) if kafka_ext else LocalKafka(state_dir, progress=quiet).status(),
+        "mongodb": _external_status("mongodb", mongo_ext)
+        if mongo_ext
+        else LocalFerretDB(state_dir, progress=quiet).status(),
+    }
+
+
+def all_ready(statuses: dict[str, ComponentStatus]) -> bool:
+    return all(item["ready"] is not False for item in statuses.values())
+
+
+def format_status(statuses: dict[str, ComponentStatus]) -> str:
+    def state(item: ComponentStatus) -> str:
+        if item["mode"] == "external":
+            return {True: "reachable", False: "unreachable", None: "unchecked"}[item["ready"]]
+        if item["ready"]:
+            return "ready"
+        return "starting" if item["running"] else "stopped"
+
+    header = ("COMPONENT", "SERVER", "MODE", "STATE", "PID", "ENDPOINT", "LOG")
+    rows = [header] + [
+        (
+            name,
+            item["server"],
+            item["mode"],
+            state(item),
+            str(item["pid"] or "-"),
+            item["endpoint"],
+            item["log"] or "-",
+        )
+        for name, item in statuses.items()
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`triage infra up | down | status`."""
+    parser = argparse.ArgumentParser(
+        prog="triage infra",
+        description="Start, stop and inspect the local Kafka broker and FerretDB (no Docker needed).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    state_help = "state dir (default: $TRIAGE_STATE_DIR or <repo>/.triage)"
+    p_up = commands.add_parser("up", help="provision and start what is not running; wait until ready")
+    p_up.add_argument("--state-dir", type=Path, help=state_help)
+    p_up.add_argument("--kafka-port", type=int, help="default: $TRIAGE_KAFKA_PORT or 9092")
+    p_up.add_argument("--mongo-port", type=int, help="default: $TRIAGE_MONGO_PORT or 27017")
+    p_up.add_argument("--timeout", type=float, default=DEFAULT_READY_TIMEOUT, help="readiness timeout, seconds")
+    p_down = commands.add_parser("down", help="stop the local servers (data is kept)")
+    p_down.add_argument("--state-dir", type=Path, help=state_help)
+    p_status = commands.add_parser("status", help="show what runs; exit 0 only when everything is ready")
+    p_status.add_argument("--state-dir", type=Path, help=state_help)
+    p_status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "up":
+            endpoints = up(args.state_dir, args.kafka_port, args.mongo_port, timeout=args.timeout)
+            for key, value in endpoints.as_env().items():
+                print(f"export {key}={value}")
+            return 0
+        if args.command == "down":
+            down(args.state_dir)
+            return 0
+        statuses = status(args.state_dir)
+        print(json.dumps(statuses, indent=2) if args.json else format_status(statuses))
+        return 0 if all_ready(statuses) else 1
+    except InfraError as exc:
+        print(f"triage infra {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
