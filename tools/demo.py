@@ -18,6 +18,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from shared import topics
+from shared.adapters.mongo import MongoStorage
 from shared.events import CaseRouted, ChannelEvent, Complainant, case_id_for
 from tools import paths
 
@@ -147,16 +148,14 @@ class RoutedWatcher:
 
 
 async def count_in_store(mongodb: str, database: str, case_ids: list[str], since: datetime) -> tuple[int, int]:
-    """How many of the cases have their first routing in the store, and how many events were dead-lettered."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
+    """How many of the cases were routed (first attempt) in the store, and how many events were dead-lettered."""
+    storage = MongoStorage(AsyncMongoClient(mongodb, tz_aware=True), database)
     try:
-        db = client[database]
-        stored = 0
-        for case_id in case_ids:  # by key: the store answers those without scanning
-            stored += await db.routings.find_one({"_id": f"{case_id}:0"}, {"_id": 1}) is not None
-        dead = await db.dead_letters.count_documents({"at": {"$gte": since}})
+        cases = [await storage.cases.get(case_id) for case_id in case_ids]
+        stored = sum(1 for case in cases if case is not None and "0" in case.routings)
+        dead = await storage.db["dead_letters"].count_documents({"at": {"$gte": since}})
     finally:
-        await client.close()
+        await storage.close()
     return stored, dead
 
 

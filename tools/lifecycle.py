@@ -13,17 +13,19 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.store import CaseStore
+from shared.adapters.mongo import MongoStorage
+from shared.domain.case import Case
+from shared.domain.deadlines import local_date
+from shared.domain.lifecycle import CaseStatus
 from tools.demo import load_samples, make_events, publish_events
 
-Db = AsyncDatabase[dict[str, Any]]
 UNITS = ("police", "mediation", "visitor", "legal", "command")
 
 
@@ -61,105 +63,115 @@ async def _wait(probe: Any, timeout: float = 120.0) -> Any:
     raise TimeoutError("the pipeline did not get there in time")
 
 
-async def _cases(db: Db, ids: list[str]) -> dict[str, dict[str, Any]]:
-    return {d["_id"]: d async for d in db.cases.find({"_id": {"$in": ids}})}
+async def _cases(storage: MongoStorage, ids: list[str]) -> dict[str, Case]:
+    found = await asyncio.gather(*(storage.cases.get(cid) for cid in ids))
+    return {case.id: case for case in found if case is not None}
 
 
-async def _settled(db: Db, action_ids: list[str]) -> bool:
-    for action_id in action_ids:  # by key: the store answers those without scanning
-        if not await db.desk_actions.find_one({"_id": action_id, "outcome": {"$in": ["applied", "rejected"]}}):
-            return False
-    return True
+async def _outcomes(storage: MongoStorage, action_ids: list[str]) -> list[Mapping[str, Any] | None]:
+    return list(await asyncio.gather(*(storage.actions.get(a) for a in action_ids)))
+
+
+async def _settled(storage: MongoStorage, action_ids: list[str]) -> bool:
+    return all(r is not None and r["outcome"] in ("applied", "rejected") for r in await _outcomes(storage, action_ids))
+
+
+def _unit(case: Case) -> str:
+    assert case.unit is not None
+    return case.unit.value
 
 
 async def run_lifecycle(kafka: str, mongodb: str, database: str, desk_url: str, tokens: dict[str, str],
                         cases: int = 40, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     events = make_events(cases, load_samples(), uuid.uuid4().hex[:8], rng)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
-    db = client[database]
-    store = CaseStore(client, database)
+    storage = MongoStorage(AsyncMongoClient(mongodb, tz_aware=True), database)
     desks = Desks(desk_url, {unit: token for token, unit in tokens.items()})
-    try:
-        await store.set_clock_offset(0)
-        sent = await publish_events(kafka, events)
 
+    def submitted() -> list[str]:
+        return [a for _, a in desks.submitted]
+
+    try:
+        await storage.clock.set_offset_seconds(0)
+        sent = await publish_events(kafka, events)
         ids = sorted(sent)  # case ids: every complaint here opens its own case
 
         async def all_routed() -> bool:
-            for case_id in ids:  # by key: the store answers those without scanning
-                if not await db.cases.find_one({"_id": case_id, "status": "routed"}, {"_id": 1}):
-                    return False
-            return True
+            found = await _cases(storage, ids)
+            return len(found) == len(ids) and all(c.status is CaseStatus.ROUTED for c in found.values())
 
         await _wait(all_routed)
-        case = await _cases(db, ids)
+        case = await _cases(storage, ids)
 
         # Morning: every desk looks at its queue. One case in five is handed back as wrongly routed.
         handed_back = [cid for i, cid in enumerate(ids) if i % 5 == 0]
         for cid in handed_back:
-            desks.act(case[cid]["unit"], cid, "hand_back", reason="不属于本单位职责，请重新分派")
+            desks.act(_unit(case[cid]), cid, "hand_back", reason="不属于本单位职责，请重新分派")
         # A desk tries to resolve a case it has not accepted: the state machine refuses.
-        desks.act(case[ids[1]]["unit"], ids[1], "resolve", note="已处理")
-        await _wait(lambda: _settled(db, [a for _, a in desks.submitted]))
+        desks.act(_unit(case[ids[1]]), ids[1], "resolve", note="已处理")
+        await _wait(lambda: _settled(storage, submitted()))
 
         async def rerouted() -> bool:
-            n = await db.routings.count_documents({"case_id": {"$in": handed_back}, "attempt": 1})
-            return n == len(handed_back) and await db.cases.count_documents(
-                {"_id": {"$in": handed_back}, "status": "routed"}) == len(handed_back)
+            found = (await _cases(storage, handed_back)).values()
+            return all("1" in c.routings and c.status is CaseStatus.ROUTED for c in found)
 
         await _wait(rerouted)
-        case = await _cases(db, ids)
+        case = await _cases(storage, ids)
 
         # Everything in the queues is accepted; petitions get notes and one asks for more time, twice.
         for cid in ids:
-            desks.act(case[cid]["unit"], cid, "accept")
-        await _wait(lambda: _settled(db, [a for _, a in desks.submitted]))
-        visitor_cases = [cid for cid in ids if case[cid]["unit"] == "visitor"]
+            desks.act(_unit(case[cid]), cid, "accept")
+        await _wait(lambda: _settled(storage, submitted()))
+        visitor_cases = [cid for cid in ids if _unit(case[cid]) == "visitor"]
         for cid in visitor_cases[:1]:
             desks.act("visitor", cid, "request_extension", reason="需调取多年前的补偿档案", extension_days=30)
             desks.act("visitor", cid, "request_extension", reason="再延一次")
-        mediation_cases = [cid for cid in ids if case[cid]["unit"] == "mediation"]
+        mediation_cases = [cid for cid in ids if _unit(case[cid]) == "mediation"]
         for cid in mediation_cases[:2]:
             desks.act("mediation", cid, "record_agreement", note="双方达成调解协议，分期支付")
 
         # Afternoon: two thirds are resolved; return visits close most and reopen a few.
         to_resolve = [cid for i, cid in enumerate(ids) if i % 3 != 2]
         for cid in to_resolve:
-            desks.act(case[cid]["unit"], cid, "resolve", note="已办结并答复来电人")
-        await _wait(lambda: _settled(db, [a for _, a in desks.submitted]))
+            desks.act(_unit(case[cid]), cid, "resolve", note="已办结并答复来电人")
+        await _wait(lambda: _settled(storage, submitted()))
         for i, cid in enumerate(to_resolve):
             satisfaction = "dissatisfied" if i % 6 == 0 else ("basically_satisfied" if i % 2 else "satisfied")
-            desks.act(case[cid]["unit"], cid, "return_visit", satisfaction=satisfaction)
-        await _wait(lambda: _settled(db, [a for _, a in desks.submitted]))
+            desks.act(_unit(case[cid]), cid, "return_visit", satisfaction=satisfaction)
+        await _wait(lambda: _settled(storage, submitted()))
 
         # The clock runs on: the open third meets its reminders, then its deadlines, then escalation.
-        for days in (3, 10, 20, 45, 80):
-            await store.set_clock_offset(days * 86400)
+        days = 80
+        for passed in (3, 10, 20, 45, days):
+            await storage.clock.set_offset_seconds(passed * 86400)
             await asyncio.sleep(2.5)
 
         async def timers_done() -> bool:
-            return await db.timers.count_documents({"case_id": {"$in": ids}, "state": {"$in": ["pending", "firing"]},
-                                                    "due_at": {"$lte": datetime.now(UTC) + timedelta(days=80)}}) == 0
+            """The scan has finished every timer due before yesterday (simulated): its cursor moved past them."""
+            cursor = await storage.timers.cursor()
+            return cursor is not None and cursor >= (local_date(datetime.now(UTC)) + timedelta(days - 1)).isoformat()
 
         await _wait(timers_done)
-        outcomes = Counter([(d["action"], d["outcome"]) async for d in db.desk_actions.find({"case_id": {"$in": ids}})])
-        kinds = Counter([e["kind"] for c in (await _cases(db, ids)).values() for e in c.get("timeline", [])])
-        final = Counter([d["status"] async for d in db.cases.find({"_id": {"$in": ids}})])
+        records = [r for r in await _outcomes(storage, submitted()) if r is not None]
+        outcomes = Counter([(r["action"], r["outcome"]) for r in records])
+        timelines = await asyncio.gather(*(storage.cases.timeline(cid) for cid in ids))
+        kinds = Counter([e.kind for timeline in timelines for e in timeline])
+        final = await _cases(storage, ids)
+        statuses = Counter([c.status.value for c in final.values()])
         return {
             "routed": len(ids),
             "accepted": outcomes[("accept", "applied")],
             "handed_back": outcomes[("hand_back", "applied")],
-            "rerouted": await db.routings.count_documents({"case_id": {"$in": ids}, "attempt": {"$gte": 1}}),
+            "rerouted": sum(len(c.routings) - 1 for c in final.values()),
             "extended": outcomes[("request_extension", "applied")],
             "resolved": outcomes[("resolve", "applied")],
             "reminded": kinds["reminder"],
             "overdue": kinds["overdue"],
             "escalated": kinds["escalated"],
-            "reopened": final["reopened"],
-            "closed": final["closed"],
+            "reopened": statuses["reopened"],
+            "closed": statuses["closed"],
             "rejected_actions": sum(n for (_, outcome), n in outcomes.items() if outcome == "rejected"),
             "lost": len(sent) - len(case),
         }
     finally:
-        await client.close()
+        await storage.close()

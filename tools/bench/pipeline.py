@@ -26,28 +26,30 @@ class StoreCheck:
     def __init__(self, mongodb: str, database: str) -> None:
         from pymongo import AsyncMongoClient
 
-        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
-        self.db = self.client[database]
+        from shared.adapters.mongo import MongoStorage
+
+        self.storage = MongoStorage(AsyncMongoClient(mongodb, tz_aware=True), database)
         self.limit = asyncio.Semaphore(16)
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.storage.close()
 
     async def outcome(self, event: ChannelEvent) -> str:
         from shared.events import case_id_for
 
         case_id = case_id_for(event.channel, event.event_id)
         async with self.limit:
-            if await self.db.routings.find_one({"_id": f"{case_id}:0"}, {"_id": 1}) is not None:
+            case = await self.storage.cases.get(case_id)
+            if case is not None and "0" in case.routings:
                 return "routed"
-            receipt = await self.db.receipts.find_one({"_id": f"{event.channel.value}:{event.event_id}"})
-        return "merged" if receipt is not None and receipt.get("case_id") != case_id else "missing"
+            joined = await self.storage.receipts.case_of(f"{event.channel.value}:{event.event_id}")
+        return "merged" if joined is not None and joined != case_id else "missing"
 
     async def outcomes(self, events: list[ChannelEvent]) -> list[str]:
         return list(await asyncio.gather(*(self.outcome(event) for event in events)))
 
     async def dead_letters_since(self, since: datetime) -> int:
-        return int(await self.db.dead_letters.count_documents({"at": {"$gte": since}}))
+        return int(await self.storage.db["dead_letters"].count_documents({"at": {"$gte": since}}))
 
 
 Settle = Callable[[set[str]], Awaitable[set[str]]]
