@@ -119,3 +119,13 @@ def channel_event(text: str, *, channel: str = "12345", event_id: str | None = N
 async def publish(producer: AIOKafkaProducer, body: dict[str, Any] | bytes, topic: str = topics.CHANNEL_EVENTS) -> None:
     raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
     await producer.send_and_wait(topic, raw)
+
+
+async def timers_of(db: AsyncDatabase[dict[str, Any]], case_id: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """The timers filed for a case, and which of them are finished (a test may scan the day buckets)."""
+    filed: list[dict[str, Any]] = []
+    done: set[str] = set()
+    async for bucket in db.timer_days.find({}):
+        filed.extend(t for t in bucket.get("timers", []) if t["case_id"] == case_id)
+        done.update(bucket.get("done", []))
+    return filed, {t["id"] for t in filed} & done

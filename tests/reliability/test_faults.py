@@ -101,7 +101,7 @@ async def settle(db: Db, scenario: Scenario, timeout: float = 180) -> None:
     while pending and time.monotonic() < deadline:
         still = []
         for case_id in pending:  # by key: the store answers those without scanning
-            if await db.routings.find_one({"_id": f"{case_id}:0"}) is None:
+            if "0" not in ((await db.cases.find_one({"_id": case_id}, {"routings": 1})) or {}).get("routings", {}):
                 still.append(case_id)
         pending = still
         if pending:
