@@ -22,8 +22,8 @@ from pymongo import AsyncMongoClient
 
 from shared.adapters.mongo import MongoStorage
 from shared.domain.case import Case
-from shared.domain.deadlines import local_date
 from shared.domain.lifecycle import CaseStatus
+from shared.domain.workdays import local_date
 from tools.demo import load_samples, make_events, publish_events
 
 UNITS = ("police", "mediation", "visitor", "legal", "command")

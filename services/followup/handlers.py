@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from shared.domain.case import Case, Change
-from shared.domain.deadlines import Calendar, Deadline, default_calendar, local_date
+from shared.domain.deadlines import Deadline
 from shared.domain.followup import timers_of
 from shared.domain.lifecycle import TransitionRejected
+from shared.domain.workdays import Calendar, default_calendar, local_date
 from shared.events import CaseRouted, DeskAction, Envelope
 from shared.handling import parse_event
 from shared.metrics import DEADLINES_OPENED, DESK_ACTIONS

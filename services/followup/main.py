@@ -15,8 +15,8 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.followup import handlers, timers
 from shared import topics
-from shared.domain.deadlines import load_calendar
 from shared.domain.triage import Unit
+from shared.domain.workdays import load_calendar
 from shared.events import CaseAlert, CaseClassified, CaseRouted, Envelope, utcnow
 from shared.metrics import CALENDAR_UNKNOWN_YEAR
 from shared.runtime import Service

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from services.followup.handlers import FollowUp, save
-from shared.domain.deadlines import local_date
 from shared.domain.followup import TimerSpec
+from shared.domain.workdays import local_date
 from shared.metrics import TIMERS_FIRED
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from shared.domain.deadlines import Calendar
 from shared.domain.lifecycle import TransitionRejected
 from shared.domain.routing import Policy, route
+from shared.domain.workdays import Calendar
 from shared.events import CaseClassified, Envelope
 from shared.handling import Rejected, parse_event
 from shared.metrics import CASES_NEEDING_REVIEW, CASES_ROUTED, DEADLINES_OPENED

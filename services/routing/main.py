@@ -4,9 +4,9 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.routing import handlers
 from shared import topics
-from shared.domain.deadlines import load_calendar
 from shared.domain.routing import load_policy
 from shared.domain.triage import Unit
+from shared.domain.workdays import load_calendar
 from shared.events import CaseAlert, CaseRouted, Envelope, utcnow
 from shared.metrics import CALENDAR_UNKNOWN_YEAR
 from shared.runtime import Service

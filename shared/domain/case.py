@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.case_events import alert_event, escalated_event, received_event, reroute_event, routed_event
-from shared.domain.deadlines import Calendar, Deadline, extend, local_date
+from shared.domain.deadlines import Deadline, extend
 from shared.domain.followup import TimerKind, TimerSpec, deadlines_on_acceptance, deadlines_on_routing
 from shared.domain.lifecycle import (
     Action,
@@ -32,6 +32,7 @@ from shared.domain.lifecycle import (
 )
 from shared.domain.repeats import RepeatMatch
 from shared.domain.triage import Assessment, Category, RiskFlag, RoutingDecision, Unit, Urgency
+from shared.domain.workdays import Calendar, local_date
 from shared.events import AlertKind, CaseClassified, ChannelEvent, DeskAction, Envelope
 
 S = CaseStatus

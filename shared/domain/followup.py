@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
-from shared.domain.deadlines import CHINA_TZ, Calendar, Deadline, deadline, default_calendar, remind_on
+from shared.domain.deadlines import Deadline, deadline, remind_on
 from shared.domain.triage import Category, Unit
+from shared.domain.workdays import CHINA_TZ, Calendar, default_calendar
 
 # 12345 rules distinguish consultations, requests for help and complaints (咨询 / 求助 / 投诉).
 _HOTLINE_CONSULT = frozenset({Category.LEGAL_AID, Category.OTHER})

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from shared.domain import deadlines as dl
-from shared.domain.deadlines import Calendar, Deadline, YearSchedule, due_date
+from shared.domain import workdays as wd
+from shared.domain.deadlines import Deadline, due_date
+from shared.domain.workdays import Calendar, YearSchedule
 
 FAR = 2099  # a year no schedule will know while this code lives
 
@@ -74,7 +76,7 @@ def test_unknown_rule_lists_valid_names() -> None:
 
 
 def test_swapped_weekend_days_are_working_days() -> None:
-    cal = dl.default_calendar()
+    cal = wd.default_calendar()
     for day in ("2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"):
         assert cal.is_workday(d(day)), day
     assert not cal.is_workday(d("2026-10-11"))  # the Sunday after stays a rest day
@@ -105,7 +107,7 @@ def test_first_day_is_not_counted_even_when_it_is_a_holiday() -> None:
 
 
 def test_next_workday_and_add_working_days() -> None:
-    cal = dl.default_calendar()
+    cal = wd.default_calendar()
     assert cal.next_workday(d("2026-09-30")) == d("2026-10-08")
     assert cal.next_workday(d("2026-09-30"), include_self=True) == d("2026-09-30")
     assert cal.add_working_days(d("2026-10-13"), -3) == d("2026-10-09")
@@ -187,9 +189,9 @@ def test_overdue_from_the_day_after_due() -> None:
 
 
 def test_local_date_is_china_time() -> None:
-    assert dl.local_date(datetime(2026, 9, 30, 16, 30, tzinfo=UTC)) == d("2026-10-01")
-    assert dl.local_date(datetime(2026, 9, 30, 15, 59)) == d("2026-09-30")  # naive = UTC
-    assert dl.local_date(datetime(2026, 10, 1, 0, 30, tzinfo=dl.CHINA_TZ)) == d("2026-10-01")
+    assert wd.local_date(datetime(2026, 9, 30, 16, 30, tzinfo=UTC)) == d("2026-10-01")
+    assert wd.local_date(datetime(2026, 9, 30, 15, 59)) == d("2026-09-30")  # naive = UTC
+    assert wd.local_date(datetime(2026, 10, 1, 0, 30, tzinfo=wd.CHINA_TZ)) == d("2026-10-01")
 
 
 # --- unknown years -----------------------------------------------------------------------------------
@@ -197,8 +199,8 @@ def test_local_date_is_china_time() -> None:
 
 def test_unknown_year_falls_back_to_weekends_and_reports(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[int] = []
-    cal = dl.load_calendar(on_unknown_year=seen.append)
-    caplog.set_level(logging.WARNING, logger=dl.__name__)
+    cal = wd.load_calendar(on_unknown_year=seen.append)
+    caplog.set_level(logging.WARNING, logger=wd.__name__)
     # Mon Mar 2 + 10 weekday-only working days = Mon Mar 16
     assert due_date("hotline.help", d(f"{FAR}-03-02"), cal) == d(f"{FAR}-03-16")
     # Mar 2 + 15 = Tue Mar 17; Jan 1 is treated as an ordinary day
@@ -213,7 +215,7 @@ def test_unknown_year_falls_back_to_weekends_and_reports(caplog: pytest.LogCaptu
 
 def test_period_running_into_an_unknown_year() -> None:
     seen: list[int] = []
-    cal = Calendar(dl.packaged_schedule(), on_unknown_year=seen.append, use_package=False)
+    cal = Calendar(wd.packaged_schedule(), on_unknown_year=seen.append, use_package=False)
     # from the known 2026 into 2027 (not in the schedule given): Dec 15 + 60 = Sat Feb 13 -> Mon Feb 15
     assert due_date("visitor.resolve", d("2026-12-15"), cal) == d("2027-02-15")
     assert seen == [2027]
@@ -232,7 +234,7 @@ def test_failing_hook_does_not_break_arithmetic() -> None:
 
 def test_years_before_the_package_data_do_not_raise() -> None:
     seen: list[int] = []
-    cal = dl.load_calendar(on_unknown_year=seen.append)
+    cal = wd.load_calendar(on_unknown_year=seen.append)
     assert due_date("legal_aid.decision", d("1999-06-01"), cal) == d("1999-06-10")
     assert seen == [1999]
 
@@ -244,13 +246,13 @@ def test_packaged_2026_agrees_with_chinese_calendar() -> None:
     constants = pytest.importorskip("chinese_calendar.constants")
     if not any(h.year == 2026 for h in constants.holidays):
         pytest.skip("installed chinese_calendar has no 2026 data")
-    ours = dl.packaged_schedule()[2026]
+    ours = wd.packaged_schedule()[2026]
     assert ours.holidays == {h for h in constants.holidays if h.year == 2026}
     assert ours.workdays == {w for w in constants.workdays if w.year == 2026}
 
 
 def test_examples_hold_on_the_yaml_alone() -> None:
-    cal = Calendar(dl.packaged_schedule(), use_package=False)
+    cal = Calendar(wd.packaged_schedule(), use_package=False)
     assert due_date("legal_aid.decision", d("2026-09-28"), cal) == d("2026-10-13")
     assert due_date("visitor.accept", d("2026-09-20"), cal) == d("2026-10-08")
 
@@ -269,7 +271,7 @@ def test_operator_override_file(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     seen: list[int] = []
-    cal = dl.load_calendar(path, on_unknown_year=seen.append)
+    cal = wd.load_calendar(path, on_unknown_year=seen.append)
     assert cal.knows_year(FAR)
     assert not cal.is_workday(d(f"{FAR}-01-01"))
     assert cal.is_workday(d(f"{FAR}-01-24"))  # a Saturday, worked
@@ -282,13 +284,13 @@ def test_operator_override_file(tmp_path: Path) -> None:
     assert not cal.is_workday(d("2026-10-08"))
     assert seen == []
     # the default calendar is untouched
-    assert dl.default_calendar().is_workday(d("2026-10-08"))
+    assert wd.default_calendar().is_workday(d("2026-10-08"))
 
 
 def test_merge_is_day_by_day() -> None:
     base = {2030: YearSchedule(frozenset({d("2030-01-01"), d("2030-01-02")}), frozenset({d("2030-01-05")}))}
     top = {2030: YearSchedule(frozenset({d("2030-01-05")}), frozenset({d("2030-01-02")}))}
-    merged = dl.merge_schedules(base, top)[2030]
+    merged = wd.merge_schedules(base, top)[2030]
     assert merged.holidays == {d("2030-01-01"), d("2030-01-05")}
     assert merged.workdays == {d("2030-01-02")}
 
@@ -312,13 +314,13 @@ def test_malformed_operator_file_is_rejected(tmp_path: Path, text: str, message:
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
-        dl.load_calendar(path)
+        wd.load_calendar(path)
 
 
 def test_empty_override_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "empty.yaml"
     path.write_text("# nothing yet\n", encoding="utf-8")
-    cal = dl.load_calendar(path)
+    cal = wd.load_calendar(path)
     assert due_date("visitor.accept", d("2026-09-20"), cal) == d("2026-10-08")
 
 

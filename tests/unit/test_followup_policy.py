@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from shared.domain.deadlines import CHINA_TZ, deadline
+from shared.domain.deadlines import deadline
 from shared.domain.followup import (
     TimerKind,
     deadlines_on_acceptance,
@@ -16,6 +16,7 @@ from shared.domain.followup import (
 )
 from shared.domain.lifecycle import Action, CaseStatus, CaseView, TransitionRejected, check_desk_action
 from shared.domain.triage import Category, Unit
+from shared.domain.workdays import CHINA_TZ
 
 
 def test_a_petition_must_be_accepted_or_refused_within_15_days() -> None:

@@ -11,9 +11,9 @@ from services.routing.handlers import route_case
 from shared.adapters.memory import MemoryStorage
 from shared.domain.case import Case
 from shared.domain.classification.policy import DEFAULT_POLICY_PATH, parse_policy
-from shared.domain.deadlines import default_calendar
 from shared.domain.lifecycle import CaseStatus
 from shared.domain.triage import Assessment, Category, DangerKind, Unit, Urgency
+from shared.domain.workdays import default_calendar
 from shared.events import AlertKind, CaseAlert, CaseClassified, CaseClassifiedPayload, CaseRouted, Channel, Envelope
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
