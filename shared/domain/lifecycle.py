@@ -93,14 +93,6 @@ def apply(status: CaseStatus, action: Action, satisfaction: Satisfaction | None 
     return Transition(action=action, before=status, after=target or status)
 
 
-def is_past(status: CaseStatus, milestone: CaseStatus) -> bool:
-    """Whether a case in `status` has already gone beyond a pipeline milestone (for idempotent replays)."""
-    pipeline = [S.RECEIVED, S.CLASSIFIED, S.ROUTED]
-    if status in pipeline and milestone in pipeline:
-        return pipeline.index(status) >= pipeline.index(milestone)
-    return status not in pipeline
-
-
 # What a desk may do to a case; the pipeline's own steps (classify, route, start_return_visit) are not.
 DESK_ACTIONS = frozenset({
     Action.ACCEPT, Action.PROGRESS_NOTE, Action.HAND_BACK, Action.REQUEST_EXTENSION, Action.RECORD_AGREEMENT,
