@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from shared.domain.case import Case, Change, TimelineEntry
+from shared.domain.case import Case
+from shared.domain.change import Change, TimelineEntry
 from shared.domain.followup import TimerSpec
 from shared.domain.repeats import CaseFingerprint
 

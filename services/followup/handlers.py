@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from shared.domain.case import Case, Change
+from shared.domain.case import Case
+from shared.domain.change import Change
 from shared.domain.deadlines import Deadline
 from shared.domain.followup import timers_of
 from shared.domain.lifecycle import TransitionRejected

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.config import Settings
-from shared.domain.case import Case, Matter, receipt_of
+from shared.domain.case import Case, receipt_of
 from shared.domain.case_events import received_event
+from shared.domain.change import Matter
 from shared.domain.matters import TopicsOf, split_matters
 from shared.domain.repeats import CaseFingerprint, RepeatMatch, complainant_key, find_repeat, repeat_keys, signature_of
 from shared.events import ChannelEvent, Envelope, case_id_for, derive_event_id

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from shared.domain.case import Case, Change, TimelineEntry
+from shared.domain.case import Case
+from shared.domain.change import Change, TimelineEntry
 from shared.domain.followup import TimerSpec
 from shared.domain.lifecycle import OPEN_STATUSES
 from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of

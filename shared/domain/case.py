@@ -12,13 +12,14 @@ redelivered event changes nothing and gets its events back to publish again, wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.case_events import alert_event, escalated_event, received_event, reroute_event, routed_event
+from shared.domain.change import Change, Matter, OpenDeadline, TimelineEntry, deadline_key
 from shared.domain.deadlines import Deadline, extend
 from shared.domain.followup import TimerKind, TimerSpec, deadlines_on_acceptance, deadlines_on_routing
 from shared.domain.lifecycle import (
@@ -38,59 +39,6 @@ from shared.events import AlertKind, CaseClassified, ChannelEvent, DeskAction, E
 S = CaseStatus
 FINISHED = frozenset({S.RESOLVED, S.RETURN_VISIT, S.CLOSED})  # no timer bites a case that is done
 _ESCALATABLE = frozenset({S.ROUTED, S.ACCEPTED, S.IN_PROGRESS, S.REOPENED})
-
-
-class TimelineEntry(BaseModel):
-    id: str
-    at: datetime
-    kind: str
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class OpenDeadline(BaseModel):
-    """A legal time limit the case is held to; dates are ISO days, the period ending at 24:00 local time."""
-
-    rule: str
-    start: str
-    due: str
-    source: str
-    opened_at: datetime
-    met_at: datetime | None = None
-    extended_by: str | None = None  # the extension rule that moved `due`
-
-    @property
-    def is_open(self) -> bool:
-        return self.met_at is None
-
-
-class Matter(BaseModel):
-    """This case is matter `index` of `of` in one complaint (一单多诉)."""
-
-    index: int
-    of: int
-
-
-def deadline_key(rule: str) -> str:
-    """A deadline's key under `deadlines`: a dot would read as a path in a document store."""
-    return rule.replace(".", "_")
-
-
-@dataclass
-class Change:
-    """What one step did: fields set, timeline entries added, deadlines to time, events to publish."""
-
-    fields: set[str] = field(default_factory=set)
-    entries: list[TimelineEntry] = field(default_factory=list)
-    deadlines: list[Deadline] = field(default_factory=list)
-    events: list[Envelope] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.fields or self.entries)
-
-    def __add__(self, other: Change) -> Change:
-        return Change(self.fields | other.fields, [*self.entries, *other.entries],
-                      [*self.deadlines, *other.deadlines], [*self.events, *other.events])
 
 
 class Case(BaseModel):
@@ -273,51 +221,99 @@ class Case(BaseModel):
     def act(self, action: DeskAction, now: datetime, calendar: Calendar) -> Change:
         """Apply a desk's action (TransitionRejected if it may not be taken now). Applied before: its
         consequences come back to publish again, its effects do not."""
-        entry_id = f"action:{action.event_id}"
-        if self.has(entry_id):
+        if self.has(f"action:{action.event_id}"):
             return Change(events=self._consequences(action, replay=True))
+        p = action.payload
+        match p.action:
+            case Action.ACCEPT:
+                return self.accept(action, now, calendar)
+            case Action.HAND_BACK:
+                return self.hand_back(action, now)
+            case Action.REQUEST_EXTENSION:
+                return self.extend(action, now, calendar)
+            case Action.RECORD_AGREEMENT:
+                return self.agree(action, now)
+            case Action.RESOLVE:
+                return self.resolve(action, now)
+            case Action.RETURN_VISIT:
+                return self.visit(action, now)
+            case Action.ESCALATE:
+                return self.escalate(action, now)
+            case _:  # a progress note: the work has begun, and the timeline says what was done
+                return self._step(action, now, lambda change: None)
+
+    def accept(self, action: DeskAction, now: datetime, calendar: Calendar) -> Change:
+        """签收: the unit takes the case on; its own handling period starts now."""
+        def fields(change: Change) -> None:
+            self._set(change, accepted_at=now)
+            self._meet(change, [r for r in self.open_rules() if r == "visitor.accept"], now)
+            self._open(change, deadlines_on_acceptance(action.payload.unit, self.category or Category.OTHER,
+                                                       local_date(now), calendar), now)
+        return self._step(action, now, fields)
+
+    def hand_back(self, action: DeskAction, now: datetime) -> Change:
+        """退单: not this unit's matter; the case is routed again, never to this unit."""
+        def fields(change: Change) -> None:
+            # The citizen's 12345 clock keeps running across re-routing; the unit's own limits do not.
+            self._meet(change, [r for r in self.open_rules() if not r.startswith("hotline.")], now)
+            self._set(change, excluded_units=sorted({*self.excluded_units, action.payload.unit}),
+                      handback_reason=action.payload.reason)
+        return self._step(action, now, fields)
+
+    def extend(self, action: DeskAction, now: datetime, calendar: Calendar) -> Change:
+        """延期: the one extension a petition may have; its resolve limit moves, and its timers with it."""
+        def fields(change: Change) -> None:
+            self._set(change, extension_used=True)
+            self._extend(change, action.payload.extension_days, now, calendar)
+        return self._step(action, now, fields)
+
+    def agree(self, action: DeskAction, now: datetime) -> Change:
+        """A mediation agreement (调解协议) is recorded."""
+        return self._step(action, now, lambda change: self._set(change, agreement={"note": action.payload.note,
+                                                                                   "at": now}))
+
+    def resolve(self, action: DeskAction, now: datetime) -> Change:
+        """办结: done; every limit still open is met."""
+        def fields(change: Change) -> None:
+            self._set(change, resolved_at=now)
+            self._meet(change, self.open_rules(), now)
+        return self._step(action, now, fields)
+
+    def visit(self, action: DeskAction, now: datetime) -> Change:
+        """回访: a satisfied complainant closes the case; a dissatisfied one reopens it."""
+        def fields(change: Change) -> None:
+            self._set(change, satisfaction=action.payload.satisfaction)
+            if self.status is S.CLOSED:
+                self._set(change, closed_at=now)
+            else:
+                self._set(change, reopen_count=self.reopen_count + 1)
+        return self._step(action, now, fields)
+
+    def escalate(self, action: DeskAction, now: datetime) -> Change:
+        """督办: the case goes to the town command centre."""
+        return self._step(action, now, lambda change: self._set(
+            change, unit=Unit.COMMAND, escalated_from=action.payload.unit, escalated_at=now))
+
+    def _step(self, action: DeskAction, now: datetime, fields: Callable[[Change], None]) -> Change:
+        """Check the action, move the status, set its fields, write it on the timeline, add what it asks of
+        others."""
         self.check(action)
         p = action.payload
         transition = apply(self.status, p.action, p.satisfaction)
         change = Change()
         self._set(change, status=transition.after, updated_at=now)
-        match p.action:
-            case Action.ACCEPT:
-                self._set(change, accepted_at=now)
-                self._meet(change, [r for r in self.open_rules() if r == "visitor.accept"], now)
-                self._open(change, deadlines_on_acceptance(p.unit, self.category or Category.OTHER, local_date(now),
-                                                           calendar), now)
-            case Action.HAND_BACK:
-                # The citizen's 12345 clock keeps running across re-routing; the unit's own limits do not.
-                self._meet(change, [r for r in self.open_rules() if not r.startswith("hotline.")], now)
-                self._set(change, excluded_units=sorted({*self.excluded_units, p.unit}), handback_reason=p.reason)
-            case Action.REQUEST_EXTENSION:
-                self._set(change, extension_used=True)
-                self._extend(change, p.extension_days, now, calendar)
-            case Action.RECORD_AGREEMENT:
-                self._set(change, agreement={"note": p.note, "at": now})
-            case Action.RESOLVE:
-                self._set(change, resolved_at=now)
-                self._meet(change, self.open_rules(), now)
-            case Action.RETURN_VISIT:
-                self._set(change, satisfaction=p.satisfaction)
-                if transition.after is S.CLOSED:
-                    self._set(change, closed_at=now)
-                else:
-                    self._set(change, reopen_count=self.reopen_count + 1)
-            case Action.ESCALATE:
-                self._set(change, unit=Unit.COMMAND, escalated_from=p.unit, escalated_at=now)
+        fields(change)
         detail = {k: v for k, v in (("note", p.note), ("reason", p.reason),
                                     ("satisfaction", p.satisfaction.value if p.satisfaction else None)) if v}
-        self._record(change, entry_id, now, p.action.value, unit=p.unit.value, before=transition.before.value,
-                     after=transition.after.value, **detail)
+        self._record(change, f"action:{action.event_id}", now, p.action.value, unit=p.unit.value,
+                     before=transition.before.value, after=transition.after.value, **detail)
         change.events.extend(self._consequences(action))
         return change
 
     def refuse(self, action: DeskAction, reason: str, now: datetime) -> Change:
         """An action that may not be taken is on the timeline too, once."""
         change = Change()
-        entry_id = f"action:{action.event_id}"
+        entry_id = f"refused:{action.event_id}"  # not `action:`, which says it was applied
         if not self.has(entry_id):
             self._record(change, entry_id, now, "action_rejected", action=action.payload.action.value,
                          unit=action.payload.unit.value, reason=reason)

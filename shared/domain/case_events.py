@@ -24,7 +24,8 @@ from shared.events import (
 )
 
 if TYPE_CHECKING:
-    from shared.domain.case import Case, OpenDeadline
+    from shared.domain.case import Case
+    from shared.domain.change import OpenDeadline
 
 
 def received_event(case: Case, event: ChannelEvent) -> CaseReceived:

@@ -20,7 +20,8 @@ from shared.adapters.mongo.documents import (
     entry_from_document,
 )
 from shared.adapters.mongo.ferretdb import VersionClaims
-from shared.domain.case import Case, Change, TimelineEntry
+from shared.domain.case import Case
+from shared.domain.change import Change, TimelineEntry
 from shared.domain.lifecycle import OPEN_STATUSES, CaseStatus
 from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of
 from shared.handling import Contended

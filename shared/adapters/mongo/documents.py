@@ -8,7 +8,8 @@ from enum import Enum
 from typing import Any
 
 from shared.adapters.mongo.ferretdb import objects_as_pairs, pairs_as_objects
-from shared.domain.case import Case, TimelineEntry
+from shared.domain.case import Case
+from shared.domain.change import TimelineEntry
 
 Document = dict[str, Any]
 
