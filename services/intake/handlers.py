@@ -74,52 +74,72 @@ def order_keys(body: bytes, settings: Settings) -> list[str]:
 
 
 async def take_in(body: bytes, deps: Intake, now: datetime) -> str:
-    """Validate, split into matters, open (or join) a case for each, link them; returns the first case."""
+    """Validate, split into matters, open (or join) a case for each, linked to the others; returns the first.
+
+    Where each matter goes is decided for all of them first, so every case is written once, already naming
+    the others (a link written afterwards would race the routing of a case just announced)."""
     event = read_channel_event(body, deps.settings)
     # the classifier behind `topics` is loaded and run off the event loop: the consumer keeps its heartbeat
     matters = await asyncio.to_thread(split_matters, normalise_text(event.text), deps.topics)
     if len(matters) == 1:
-        return await take_in_matter(event, matters[0], deps, now)
-    case_ids: list[str] = []
-    for index, text in enumerate(matters):
-        part = event if index == 0 else event.model_copy(
-            update={"event_id": derive_event_id(event.event_id, f"matter{index + 1}")})
-        case_ids.append(await take_in_matter(part, text, deps, now, Matter(index=index + 1, of=len(matters)),
-                                             siblings=frozenset(case_ids)))
-    await link_matters(deps.storage, receipt_of(event), case_ids, now)
-    return case_ids[0]
+        return await deliver(await destination(event, matters[0], deps, now), deps, now)
+    parts = [event if index == 0 else event.model_copy(
+        update={"event_id": derive_event_id(event.event_id, f"matter{index + 1}")}) for index in range(len(matters))]
+    own = frozenset(case_id_for(part.channel, part.event_id) for part in parts)
+    found = [await destination(part, text, deps, now, siblings=own) for part, text in zip(parts, matters, strict=True)]
+    targets = list(dict.fromkeys(d.target for d in found))  # two matters may join one open case
+    for index, d in enumerate(found):
+        await deliver(d, deps, now, Matter(index=index + 1, of=len(matters)),
+                      linked=(receipt_of(event), [t for t in targets if t != d.target]))
+    return found[0].target
 
 
-async def link_matters(storage: Storage, receipt: str, case_ids: list[str], now: datetime) -> None:
-    """Each case of a split complaint names the others, on the case and on its timeline (once)."""
-    distinct = list(dict.fromkeys(case_ids))  # two matters may have joined one open case
-    for case_id in distinct:
-        case = await storage.cases.get(case_id)
-        if case is not None:
-            await storage.cases.save(case, case.link(receipt, [c for c in distinct if c != case_id], now))
+@dataclass(frozen=True)
+class Destination:
+    """Where one matter goes: its own new case, or the open case it repeats."""
+
+    event: ChannelEvent
+    text: str
+    key: str | None
+    own: str
+    filed: dict[str, list[str]]
+    target: str
+    match: RepeatMatch | None
+
+    @property
+    def is_new(self) -> bool:
+        return self.target == self.own
 
 
-async def take_in_matter(event: ChannelEvent, text: str, deps: Intake, now: datetime, matter: Matter | None = None,
-                         siblings: frozenset[str] = frozenset()) -> str:
-    """Open the case of one matter, or join the open case it repeats; announce a new one."""
-    storage, key = deps.storage, key_of(event, deps.settings)
+async def destination(event: ChannelEvent, text: str, deps: Intake, now: datetime,
+                      siblings: frozenset[str] = frozenset()) -> Destination:
+    key = key_of(event, deps.settings)
     own = case_id_for(event.channel, event.event_id)
-    filed = await storage.repeats.cases_under(repeat_keys(key, text))
-    target, match = await _repeated_case(event, text, key, own, filed, siblings, deps, now)
-    if target != own:
-        await join_case(storage, target, event, now, match)
-        CASES_RECEIVED.labels(event.channel.value, "merged" if match else "redelivered").inc()
-        return target
+    filed = await deps.storage.repeats.cases_under(repeat_keys(key, text))
+    target, match = await _repeated_case(event, text, key, own, filed, siblings - {own}, deps, now)
+    return Destination(event, text, key, own, filed, target, match)
 
-    case, change = Case.receive(event, case_id=own, text=text, complainant_key=key, now=now, matter=matter)
+
+async def deliver(d: Destination, deps: Intake, now: datetime, matter: Matter | None = None,
+                  linked: tuple[str, list[str]] | None = None) -> str:
+    """Open the new case and announce it, or count the repeat on the open one; `linked` names the complaint
+    and the other cases it was split into."""
+    storage, channel = deps.storage, d.event.channel.value
+    if not d.is_new:
+        await join_case(storage, d, now, linked)
+        CASES_RECEIVED.labels(channel, "merged" if d.match else "redelivered").inc()
+        return d.target
+    case, change = Case.receive(d.event, case_id=d.own, text=d.text, complainant_key=d.key, now=now, matter=matter)
+    if linked:
+        change += case.link(*linked, now)
     first_time = await storage.cases.add(case, change)
-    await storage.repeats.file_under(filed, own)
+    await storage.repeats.file_under(d.filed, d.own)
     if not first_time:  # a redelivery: announce the case as it was first received
-        change.events = [received_event(await storage.cases.get(own) or case, event)]
+        change.events = [received_event(await storage.cases.get(d.own) or case, d.event)]
     for announced in change.events:
         await deps.emit(announced)
-    CASES_RECEIVED.labels(event.channel.value, "accepted" if first_time else "redelivered").inc()
-    return own
+    CASES_RECEIVED.labels(channel, "accepted" if first_time else "redelivered").inc()
+    return d.own
 
 
 async def _repeated_case(event: ChannelEvent, text: str, key: str | None, own: str, filed: dict[str, list[str]],
@@ -142,13 +162,14 @@ async def _repeated_case(event: ChannelEvent, text: str, key: str | None, own: s
     return await deps.storage.receipts.claim(receipt_of(event), match.case_id, now), match
 
 
-async def join_case(storage: Storage, case_id: str, event: ChannelEvent, now: datetime,
-                    match: RepeatMatch | None) -> None:
-    """Count the repeat on the open case, once per report."""
-    case = await storage.cases.get(case_id)
+async def join_case(storage: Storage, d: Destination, now: datetime, linked: tuple[str, list[str]] | None) -> None:
+    """Count the repeat on the open case, once per report (and name the cases split from the same complaint)."""
+    case = await storage.cases.get(d.target)
     if case is None:  # filed under a key but gone from the store: nothing to join, so it cannot be lost
-        raise Rejected("repeat_target_missing", f"case {case_id} is not in the store")
-    change = case.merge_repeat(event, now, match)
+        raise Rejected("repeat_target_missing", f"case {d.target} is not in the store")
+    change = case.merge_repeat(d.event, now, d.match)
+    if linked:
+        change += case.link(*linked, now)
     await storage.cases.save(case, change)
     if change.changed:
         REPEATS_MERGED.inc()

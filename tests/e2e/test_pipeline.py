@@ -59,7 +59,10 @@ async def test_complaint_is_classified_routed_and_given_deadlines(
     assert stored is not None
     kinds = [e["kind"] for e in sorted(stored["timeline"], key=lambda e: e["at"])]
     assert kinds[:3] == ["received", "classified", "routed"]
-    assert len((await timers_of(db, case_id))[0]) >= 3
+    async def timed() -> bool:  # the follow-up times the deadlines when the routed event reaches it
+        return len((await timers_of(db, case_id))[0]) >= 3
+
+    await eventually(timed, what="the follow-up's timers")
 
     # The visitor desk's queue has it, and no personal data travels with it.
     consumer = AIOKafkaConsumer(topics.desk_topic("visitor"), bootstrap_servers=endpoints.kafka_bootstrap,
