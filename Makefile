@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
 # Everything they need (the virtualenv, the Kafka jars, the FerretDB build) is installed on first use
 # and reused after; each step says what it is doing.
+# `run`, `bench` and `docs` run the services in development mode (DEV_MODE=true): the public development
+# secrets are allowed, with a warning. A deployment sets its own secrets and never DEV_MODE.
 
 PY ?= python3.11
 VENV := .venv
@@ -33,7 +35,7 @@ infra: setup  ## build and start the local Kafka broker and FerretDB
 	$(BIN)/triage infra up
 
 run: infra  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
-	$(BIN)/triage run
+	DEV_MODE=true $(BIN)/triage run
 
 test: setup  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
 	$(BIN)/python -m pytest
@@ -43,7 +45,7 @@ reliability: setup  ## fault injection on the real broker and server; the JSON s
 	@cat .triage/reliability-summary.json
 
 bench: infra  ## the raw transport against the pipeline on the same broker
-	$(BIN)/triage bench --cases 5000
+	DEV_MODE=true $(BIN)/triage bench --cases 5000
 
 evaluate: setup
 	$(BIN)/triage evaluate
@@ -51,7 +53,7 @@ evaluate: setup
 docs: setup  ## the AsyncAPI document of every service
 	@mkdir -p docs/asyncapi
 	@for s in intake classification routing followup; do \
-	  $(BIN)/faststream docs gen services.$$s.main:app --out docs/asyncapi/$$s.json >/dev/null && echo "docs/asyncapi/$$s.json"; \
+	  DEV_MODE=true $(BIN)/faststream docs gen services.$$s.main:app --out docs/asyncapi/$$s.json >/dev/null && echo "docs/asyncapi/$$s.json"; \
 	done
 
 clean:

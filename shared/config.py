@@ -1,15 +1,45 @@
-"""Settings from the environment: the one place every service reads its configuration."""
+"""Settings from the environment: the one place every service reads its configuration.
+
+Production is the default. A public or missing secret stops a service at start-up with one line naming the
+setting to set; DEV_MODE=true (`make run`, the tests) lets the development defaults through, with a warning.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from shared.domain.triage import Unit
+
+log = logging.getLogger(__name__)
+
+# The complainant key's default is in this public repository: with it, every phone hash can be reversed by
+# enumerating the numbers. Outside DEV_MODE it, and any key this short or this plain, is refused.
+DEV_COMPLAINANT_KEY = "change-me-in-production"
+KNOWN_COMPLAINANT_KEYS = frozenset({DEV_COMPLAINANT_KEY})
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 10
+MIN_TOKEN_LENGTH = 8
+
+
+class ConfigurationRefused(SystemExit):
+    """The process stops: its message, one line naming the setting to fix, is all that is printed."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Errors must never echo a secret into a log: hide the input in validation messages.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
+
+    # Development only: allows the public defaults below (with a warning); never set it in production.
+    dev_mode: bool = False
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
@@ -21,7 +51,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=8_000, ge=100)
 
     # Keyed hash for matching complainants without storing who they are in the clear.
-    complainant_key_secret: SecretStr = SecretStr("change-me-in-production")
+    complainant_key_secret: SecretStr = Field(default=SecretStr(DEV_COMPLAINANT_KEY), repr=False)
     repeat_window_days: int = Field(default=30, ge=1)
 
     # Retries of store and publish failures: exponential backoff, capped, never giving up.
@@ -37,12 +67,70 @@ class Settings(BaseSettings):
     # before another instance may take the timer over (its holder presumed dead).
     timer_scan_seconds: float = Field(default=5.0, gt=0)
     timer_lease_seconds: float = Field(default=60.0, gt=0)
-    # Demo and tests only: honour a clock offset kept in the store, so deadlines can be passed on purpose.
+    # Demo and tests only (DEV_MODE): honour a clock offset kept in the store, so deadlines can be passed.
     simulated_clock: bool = False
 
     log_level: str = "INFO"
 
+    # The desk API. DESK_TOKENS='{"<secret>": "police", ...}'; several tokens per unit allow rotation.
+    desk_tokens: dict[str, Unit] = Field(default_factory=dict, repr=False)
+    # Cases read per queue request before sorting by deadline in Python (FerretDB has no $min over a map).
+    desk_queue_scan_limit: int = Field(default=1000, ge=50, le=10_000)
+    desk_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    desk_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+
+    @field_validator("desk_tokens", mode="before")
+    @classmethod
+    def _tokens_are_usable(cls, tokens: Any) -> Any:
+        # Checked before pydantic's own validation, whose error locations would name the token (a dict key).
+        units = {u.value for u in Unit}
+        if not isinstance(tokens, Mapping):
+            raise ValueError("DESK_TOKENS must be a JSON object of token to unit")
+        for token, unit in tokens.items():
+            if unit not in units:
+                raise ValueError("every desk token must map to one of: " + ", ".join(sorted(units)))
+            if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+                raise ValueError(f"every desk token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
+        return tokens
+
+    def development_defaults(self, *, serves_desks: bool = False) -> list[str]:
+        """What only DEV_MODE may run with, each naming the environment variable that fixes it."""
+        found = []
+        key = self.complainant_key_secret.get_secret_value()
+        if key in KNOWN_COMPLAINANT_KEYS or len(key) < MIN_SECRET_LENGTH or len(set(key)) < MIN_SECRET_DISTINCT_CHARS:
+            found.append(f"set COMPLAINANT_KEY_SECRET to a random secret of at least {MIN_SECRET_LENGTH} characters "
+                         "(e.g. `openssl rand -hex 32`): with a known key every phone hash can be reversed")
+        if serves_desks and not self.desk_tokens:
+            found.append('set DESK_TOKENS (e.g. \'{"<random token>": "police"}\'): without it no desk can sign in')
+        if self.simulated_clock:
+            found.append("unset SIMULATED_CLOCK: it lets the store move the deadlines' clock (demo and tests only)")
+        return found
+
+
+def _one_line(error: ValidationError | SettingsError) -> str:
+    if isinstance(error, SettingsError):  # a value that does not parse; its text names the field, never the value
+        field = re.search(r'field "(\w+)"', str(error))
+        return f"{field.group(1).upper() if field else 'a setting'}: not a valid JSON value"
+    return "; ".join(f"{'.'.join(str(part) for part in e['loc'][:1]).upper()}: {e['msg']}" for e in error.errors())
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings. A value that does not validate stops it here, naming the variable only."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigurationRefused(f"invalid settings: {_one_line(exc)}") from None
+
+
+def refuse_unsafe(settings: Settings, service: str, *, serves_desks: bool = False) -> Settings:
+    """Called where a service is built, so it stops at start-up, not at first use: outside DEV_MODE a public
+    or missing secret ends the process with one line; in DEV_MODE one warning lists what it let through."""
+    defaults = settings.development_defaults(serves_desks=serves_desks)
+    if defaults and not settings.dev_mode:
+        raise ConfigurationRefused(f"{service} refuses to start: " + "; ".join(defaults)
+                                   + " (DEV_MODE=true allows this, for development only)")
+    if defaults:
+        log.warning("DEV_MODE: %s runs with development defaults, never do so in production: %s",
+                    service, "; ".join(defaults))
+    return settings

@@ -25,7 +25,7 @@ from prometheus_client import make_asgi_app
 
 from shared import topics
 from shared.adapters.mongo import MongoStorage
-from shared.config import Settings, get_settings
+from shared.config import Settings, get_settings, refuse_unsafe
 from shared.events import Envelope, utcnow
 from shared.handling import Backoff, DeadLetter, Rejected, Source, chains, retry_transient
 from shared.logging import configure_logging
@@ -78,6 +78,7 @@ class Service:
         self.name = name
         self.settings = settings or get_settings()
         configure_logging(name, self.settings.log_level)
+        refuse_unsafe(self.settings, name)  # before anything connects: a refusal happens at start-up
         self.broker = KafkaBroker(
             self.settings.kafka_bootstrap_servers,
             client_id=f"triage-{name}",

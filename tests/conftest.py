@@ -63,7 +63,8 @@ def service_ports() -> dict[str, int]:
 def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[str, int]) -> Iterator[Fleet]:
     env = service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, MONGODB_DATABASE=database_name,
                       CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
-                      SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS))
+                      SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS),
+                      DEV_MODE="true")  # the development key and the simulated clock are for tests only
     services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)
     services.start(timeout=120)
     yield services

@@ -149,7 +149,9 @@ def start_pipeline(
     """The local infrastructure (unless endpoints are configured) and the services, started and healthy."""
     endpoints = infra.up()
     print(f"kafka {endpoints.kafka_bootstrap}, mongodb {endpoints.mongodb_uri}", flush=True)
-    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, **(extra_env or {})),
+    # A fleet the tools start is a development fleet: its services may use the development secrets.
+    env = {"DEV_MODE": "true", **(extra_env or {})}
+    fleet = Fleet(service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, **env),
                   infra.default_state_dir() / "logs", services)
     print("starting services: " + ", ".join(fleet.services), flush=True)
     try:

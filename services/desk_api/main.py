@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
@@ -18,12 +19,12 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from services.desk_api.auth import DeskSettings, TokenAuthority
+from services.desk_api.auth import TokenAuthority
 from services.desk_api.handlers import DeskStore, Publish, PublishFailed, build_app
 from services.desk_api.models import SUMMARY_FIELDS
 from shared import topics
 from shared.adapters.mongo import MongoDeskReads, MongoStorage
-from shared.config import Settings, get_settings
+from shared.config import Settings, get_settings, refuse_unsafe
 from shared.events import DeskAction
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
@@ -94,29 +95,27 @@ class _Metrics:
 
 def create_app(
     settings: Settings | None = None,
-    desk_settings: DeskSettings | None = None,
     *,
     store: DeskStore | None = None,
     publish: Publish | None = None,
 ) -> Starlette:
     """The app; tests pass `store` and `publish` fakes, a deployment lets it build the real ones."""
-    settings = settings or get_settings()
-    desk_settings = desk_settings or DeskSettings()
-    authority = TokenAuthority(desk_settings.desk_tokens)
+    settings = refuse_unsafe(settings or get_settings(), "desk-api", serves_desks=True)
+    authority = TokenAuthority(settings.desk_tokens)
     storage: MongoStorage | None = None
     kafka: KafkaPublisher | None = None
     if store is None:
         storage = MongoStorage.from_settings(settings, "desk_api")
         store = MongoDeskReads(storage, SUMMARY_FIELDS)
     if publish is None:
-        kafka = KafkaPublisher(settings.kafka_bootstrap_servers, desk_settings.desk_publish_timeout_seconds)
+        kafka = KafkaPublisher(settings.kafka_bootstrap_servers, settings.desk_publish_timeout_seconds)
         publish = kafka
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if storage is not None:  # a deployment, not a test: it owns the process's logging
             configure_logging("desk-api", settings.log_level)
-        if authority.empty:
+        if authority.empty:  # DEV_MODE only: refuse_unsafe stops a deployment without tokens
             log.warning("no desk tokens configured (DESK_TOKENS): every desk request will be refused")
         if kafka is not None:
             await kafka.connect()
@@ -130,10 +129,21 @@ def create_app(
 
     return build_app(
         store, publish, authority,
-        scan_limit=desk_settings.desk_queue_scan_limit,
-        max_body_bytes=desk_settings.desk_max_body_bytes,
+        scan_limit=settings.desk_queue_scan_limit,
+        max_body_bytes=settings.desk_max_body_bytes,
         extra_routes=[Route("/metrics", _Metrics(), methods=["GET"])],
         lifespan=lifespan,
     )
 
-app = create_app()
+
+@cache
+def _deployed_app() -> Starlette:
+    return create_app()
+
+
+def __getattr__(name: str) -> Starlette:
+    """`app` is built, and its settings checked, when uvicorn asks for it: importing this module (the tests
+    do) needs no deployment settings."""
+    if name == "app":
+        return _deployed_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

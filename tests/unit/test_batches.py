@@ -19,7 +19,7 @@ from shared.runtime import Service, _readable_headers
 
 
 async def test_a_batch_runs_every_case_and_dead_letters_only_the_bad_event() -> None:
-    service = Service("unit-batch", Settings(batch_concurrency=4))
+    service = Service("unit-batch", Settings(dev_mode=True, batch_concurrency=4))
     storage = MemoryStorage()
     service.storage = storage  # type: ignore[assignment]
     done: list[bytes] = []
@@ -55,7 +55,7 @@ def record(value: bytes, key: bytes | None, offset: int, partition: int = 0) -> 
 
 
 async def test_cases_of_one_batch_run_side_by_side_and_each_case_in_order() -> None:
-    service = Service("unit-batch", Settings(batch_concurrency=8))
+    service = Service("unit-batch", Settings(dev_mode=True, batch_concurrency=8))
     running, most, done = 0, 0, []
 
     async def work(body: bytes) -> None:
@@ -76,7 +76,7 @@ async def test_cases_of_one_batch_run_side_by_side_and_each_case_in_order() -> N
 
 
 async def test_no_more_cases_at_once_than_the_concurrency() -> None:
-    service = Service("unit-batch", Settings(batch_concurrency=2))
+    service = Service("unit-batch", Settings(dev_mode=True, batch_concurrency=2))
     running, most = 0, 0
 
     async def work(body: bytes) -> None:
@@ -93,7 +93,7 @@ async def test_no_more_cases_at_once_than_the_concurrency() -> None:
 
 async def test_a_failing_batch_fails_only_once_every_case_in_it_has_stopped() -> None:
     # FastStream rewinds a failed batch for redelivery: no case of it may still be running here by then.
-    service = Service("unit-batch", Settings(batch_concurrency=4))
+    service = Service("unit-batch", Settings(dev_mode=True, batch_concurrency=4))
     finished: list[bytes] = []
 
     async def work(body: bytes) -> None:

@@ -32,10 +32,11 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def service_packages() -> list[str]:
-    """Packages under services/ whose main.py defines a module-level `app`."""
+    """Packages under services/ whose main.py defines a module-level `app`, or builds it when asked through
+    a module `__getattr__` as the desk API does."""
     found = []
     for main in sorted((REPO_ROOT / "services").glob("*/main.py")):
-        if re.search(r"^app\s*(:[^=\n]*)?=", main.read_text(encoding="utf-8"), re.MULTILINE):
+        if re.search(r"^app\s*(:[^=\n]*)?=|^def __getattr__\(", main.read_text(encoding="utf-8"), re.MULTILINE):
             found.append(main.parent.name)
     return found
 
@@ -120,6 +121,35 @@ def test_the_kafka_container_is_configured_like_the_local_broker() -> None:
         env_key = "KAFKA_" + key.upper().replace(".", "_")
         assert env_key in environment, f"docker-compose.yml does not set {env_key} ({key}={value} locally)"
         assert str(environment[env_key]).lower() == value.lower(), key
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("SECRET", "TOKEN", "PASSWORD", "KEY"))
+
+
+def test_no_secret_has_a_default_in_compose() -> None:
+    """A default in a public file is a known secret: compose must refuse to start without the real one."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    references = re.findall(r"\$\{(\w+)(:?[-?+])?([^}]*)\}", text)
+    secrets = {name: operator for name, operator, _rest in references if _secret(name)}
+    assert {"COMPLAINANT_KEY_SECRET", "DESK_TOKENS", "GRAFANA_ADMIN_PASSWORD"} <= set(secrets)
+    defaulted = sorted(name for name, operator in secrets.items() if operator != ":?")
+    assert not defaulted, f"docker-compose.yml gives these secrets a default or lets them be empty: {defaulted}"
+    for spec in SERVICES.values():
+        environment = spec.get("environment", {})
+        for key, value in environment.items() if isinstance(environment, dict) else ():
+            if _secret(key):
+                assert str(value).startswith("${"), f"{key} is written into docker-compose.yml"
+        assert "DEV_MODE" not in environment, "a deployment never runs in development mode"
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_every_built_service_is_given_the_complainant_key(name: str) -> None:
+    assert BUILT[name]["environment"]["COMPLAINANT_KEY_SECRET"].startswith("${COMPLAINANT_KEY_SECRET:?")
+
+
+def test_the_desk_api_is_given_its_tokens() -> None:
+    assert SERVICES["desk-api"]["environment"]["DESK_TOKENS"].startswith("${DESK_TOKENS:?")
 
 
 def test_prometheus_scrapes_every_service() -> None:

@@ -11,16 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pymongo import AsyncMongoClient
 
-from services.desk_api.auth import DeskSettings, TokenAuthority
+from services.desk_api.auth import TokenAuthority
 from services.desk_api.disclosure import DISCLOSURE
 from services.desk_api.handlers import PublishFailed
 from services.desk_api.main import KafkaPublisher, create_app
 from shared import topics
 from shared.adapters.mongo import MongoDeskReads, MongoStorage
-from shared.config import Settings
+from shared.config import ConfigurationRefused, Settings, get_settings
 from shared.domain.lifecycle import Action, CaseStatus
 from shared.domain.triage import Unit
 from shared.events import Channel, DeskAction
@@ -28,8 +28,14 @@ from shared.events import Channel, DeskAction
 Document = dict[str, Any]
 
 TOKENS = {f"token-{unit.value}-0123456789": unit for unit in Unit}
+COMPLAINANT_KEY = SecretStr("unit-test-key-3f9a2c7e1b5d8046aa71c2e9")
 T0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 PHONE, ID_NUMBER, NAME = "13812345678", "11010519491231002X", "张三"
+
+
+def desk_settings(**overrides: Any) -> Settings:
+    """Settings a deployment could start with: a strong key and a token per unit (no DEV_MODE)."""
+    return Settings(dev_mode=False, complainant_key_secret=COMPLAINANT_KEY, desk_tokens=TOKENS, **overrides)
 
 
 def auth(unit: Unit | str) -> dict[str, str]:
@@ -118,7 +124,7 @@ def _client(app: Any) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def client(store: FakeStore, publisher: FakePublisher) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(), DeskSettings(desk_tokens=TOKENS), store=store, publish=publisher)
+    app = create_app(desk_settings(), store=store, publish=publisher)
     async with _client(app) as c:
         yield c
 
@@ -257,8 +263,7 @@ async def test_queue_rejects_bad_filters(client: httpx.AsyncClient, query: str, 
 async def test_queue_scan_bound_is_reported(store: FakeStore, publisher: FakePublisher) -> None:
     for i in range(60):
         store.add_case(f"GT-{i:03d}", Unit.LEGAL, received_at=T0 + timedelta(minutes=i))
-    settings = DeskSettings(desk_tokens=TOKENS, desk_queue_scan_limit=50)
-    async with _client(create_app(Settings(), settings, store=store, publish=publisher)) as c:
+    async with _client(create_app(desk_settings(desk_queue_scan_limit=50), store=store, publish=publisher)) as c:
         body = (await c.get("/desks/legal/cases?limit=200", headers=auth(Unit.LEGAL))).json()
     assert body["count"] == 50 and body["truncated"] is True
 
@@ -447,7 +452,7 @@ async def test_store_outage_is_503_not_a_traceback(publisher: FakePublisher) -> 
     client_: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=150,
                                                            connectTimeoutMS=150, tz_aware=True)
     store = MongoDeskReads(MongoStorage(client_, "desk_api_unit"), ["status"])
-    app = create_app(Settings(), DeskSettings(desk_tokens=TOKENS), store=store, publish=publisher)
+    app = create_app(desk_settings(), store=store, publish=publisher)
     try:
         async with _client(app) as c:
             for path in ("/desks/police/cases", "/desks/police/cases/GT-1", "/desks/police/actions/DA-1"):
@@ -469,7 +474,7 @@ async def test_unexpected_failure_is_a_json_500(publisher: FakePublisher) -> Non
         async def get_case(self, case_id: str) -> Document | None:
             raise RuntimeError(f"boom with {PHONE}")
 
-    app = create_app(Settings(), DeskSettings(desk_tokens=TOKENS), store=Broken(), publish=publisher)
+    app = create_app(desk_settings(), store=Broken(), publish=publisher)
     async with _client(app) as c:
         response = await c.get("/desks/police/cases/GT-1", headers=auth(Unit.POLICE))
     assert_error(response, 500, "internal_error")
@@ -509,7 +514,7 @@ async def test_no_personal_data_in_logs(client: httpx.AsyncClient, store: FakeSt
 def test_tokens_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESK_TOKENS", json.dumps({"s3cr3t-police": "police", "s3cr3t-police-2": "police",
                                                   "s3cr3t-legal": "legal"}))
-    authority = TokenAuthority(DeskSettings().desk_tokens)
+    authority = TokenAuthority(Settings().desk_tokens)
     assert authority.unit_for("Bearer s3cr3t-police") is Unit.POLICE
     assert authority.unit_for("bearer  s3cr3t-police-2 ") is Unit.POLICE
     assert authority.unit_for("Bearer s3cr3t-legal") is Unit.LEGAL
@@ -522,14 +527,28 @@ def test_bad_token_settings_fail_without_echoing_the_token(monkeypatch: pytest.M
                                                            tokens: dict[str, str]) -> None:
     monkeypatch.setenv("DESK_TOKENS", json.dumps(tokens))
     with pytest.raises(ValidationError) as info:
-        DeskSettings()
+        Settings()
     assert next(iter(tokens)) not in str(info.value)
 
 
-def test_the_deployed_app_is_importable() -> None:
+def test_the_deployed_app_is_built_when_served_and_refused_without_its_secrets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from services.desk_api import main
 
-    assert callable(main.app)
+    for name in ("DEV_MODE", "DESK_TOKENS", "COMPLAINANT_KEY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir("/")  # no .env
+    get_settings.cache_clear()
+    main._deployed_app.cache_clear()
+    try:
+        with pytest.raises(ConfigurationRefused, match=r"COMPLAINANT_KEY_SECRET.*DESK_TOKENS"):
+            main.app  # noqa: B018 -- what uvicorn does to find the app
+        get_settings.cache_clear()
+        monkeypatch.setenv("DEV_MODE", "true")
+        assert callable(main.app)
+    finally:
+        get_settings.cache_clear()
+        main._deployed_app.cache_clear()
 
 
 def test_case_status_default_excludes_closed() -> None:
@@ -543,5 +562,5 @@ def test_case_status_default_excludes_closed() -> None:
 def test_unparseable_token_settings_do_not_echo_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESK_TOKENS", '{"s3cr3t-police-xyz": police}')
     with pytest.raises(Exception) as info:
-        DeskSettings()
+        Settings()
     assert "s3cr3t-police-xyz" not in str(info.value) and "s3cr3t-police-xyz" not in repr(info.value)
