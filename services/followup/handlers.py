@@ -61,6 +61,8 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     case = await deps.storage.cases.get(action.case_id)
     if case is None:
         return await _refused(deps, action, record, "no such case")
+    if decided is None and (reason := await _refused_before(deps, case, action)) is not None:
+        return await _refused(deps, action, record, reason)
     before = case.status
     try:
         change = case.act(action, now, deps.calendar)
@@ -75,6 +77,16 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     if change.changed:
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "applied").inc()
     return "applied"
+
+
+async def _refused_before(deps: FollowUp, case: Case, action: DeskAction) -> str | None:
+    """Why the action was refused, if the timeline says it was but its outcome went unrecorded (the store
+    failed in between and the event came again). The case would take it for applied and replay it."""
+    entry_id = f"action:{action.event_id}"
+    if not case.has(entry_id):
+        return None
+    entry = next((e for e in await deps.storage.cases.timeline(case.id) if e.id == entry_id), None)
+    return str(entry.detail.get("reason", "")) if entry and entry.kind == "action_rejected" else None
 
 
 async def _refused(deps: FollowUp, action: DeskAction, record: dict[str, object], reason: str) -> str:

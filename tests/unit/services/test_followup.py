@@ -4,7 +4,7 @@ timer scan reminds, marks overdue and escalates to the command centre."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from services.followup import handlers, main, timers
 from services.routing.handlers import route_case
 from shared import topics
-from shared.adapters.memory import MemoryStorage
+from shared.adapters.memory import MemoryActionLog, MemoryStorage
 from shared.domain.case import Case
 from shared.domain.deadlines import CHINA_TZ, default_calendar
 from shared.domain.lifecycle import Action, CaseStatus, Satisfaction
@@ -269,3 +269,31 @@ async def test_timers_remind_mark_overdue_and_escalate_to_the_command_centre(
     assert filed(storage, "hotline.complaint") == HOTLINE_TIMERS
     assert not any(t.rule == "hotline.complaint" for t in await storage.timers.unfinished_on("2026-12-14"))
     assert {t.kind.value for t in await storage.timers.unfinished_on("2026-12-18")} == {"remind"}
+
+
+class FlakyActionLog(MemoryActionLog):
+    """Fails the first record with an outage: the service retries the whole event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def record(self, action_id: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unreachable")
+        return await super().record(action_id, record)
+
+
+async def test_a_refusal_stays_a_refusal_when_its_record_is_retried(
+        broker: KafkaBroker, storage: MemoryStorage) -> None:
+    await routed_and_timed(broker, storage)
+    storage.actions = FlakyActionLog()
+
+    await act(broker, "act-esc", Action.ESCALATE, unit=Unit.POLICE)  # the case is with the visitor centre
+
+    record = await storage.actions.get("act-esc")
+    assert record is not None and record["outcome"] == "rejected"
+    assert record["reason"] == "the case is with visitor, not police"
+    assert case(storage).status is CaseStatus.ROUTED and case(storage).unit is Unit.VISITOR
+    assert nothing_published()  # no escalation reached the command centre
