@@ -34,9 +34,12 @@ class FollowUp:
 
 
 async def save(deps: FollowUp, case: Case, change: Change, now: datetime) -> None:
-    """Save what a step changed, time the deadlines it opened or moved, publish what it asked for."""
-    await deps.storage.cases.save(case, change)
+    """Time the deadlines a step opened or moved, save what it changed, publish what it asked for.
+
+    Timers first: a step saved without them would never be timed (its retry finds it applied, and a
+    replayed step opens nothing), while a timer whose step was not saved finds nothing to do when it fires."""
     await deps.storage.timers.schedule(timers_of(case.id, change.deadlines, deps.calendar), local_date(now))
+    await deps.storage.cases.save(case, change)
     for event in change.events:
         await deps.publish(event)
 

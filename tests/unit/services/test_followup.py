@@ -4,8 +4,8 @@ timer scan reminds, marks overdue and escalates to the command centre."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -14,9 +14,10 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from services.followup import handlers, main, timers
 from services.routing.handlers import route_case
 from shared import topics
-from shared.adapters.memory import MemoryActionLog, MemoryStorage
+from shared.adapters.memory import MemoryActionLog, MemoryStorage, MemoryTimerBook
 from shared.domain.case import Case
 from shared.domain.deadlines import CHINA_TZ, default_calendar
+from shared.domain.followup import TimerSpec
 from shared.domain.lifecycle import Action, CaseStatus, Satisfaction
 from shared.domain.routing import load_policy
 from shared.domain.triage import Assessment, Category, Unit, Urgency
@@ -297,3 +298,28 @@ async def test_a_refusal_stays_a_refusal_when_its_record_is_retried(
     assert record["reason"] == "the case is with visitor, not police"
     assert case(storage).status is CaseStatus.ROUTED and case(storage).unit is Unit.VISITOR
     assert nothing_published()  # no escalation reached the command centre
+
+
+class FlakyTimerBook(MemoryTimerBook):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    async def schedule(self, timers: Sequence[TimerSpec], today: date) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unreachable")
+        await super().schedule(timers, today)
+
+
+async def test_the_limits_an_action_opens_are_timed_when_filing_is_retried(
+        broker: KafkaBroker, storage: MemoryStorage) -> None:
+    storage.timers = flaky = FlakyTimerBook()
+    await routed_and_timed(broker, storage)
+    flaky.failures = 1
+
+    await act(broker, "act-1", Action.ACCEPT)
+
+    assert case(storage).deadlines["visitor_resolve"].due == "2027-01-29"
+    assert filed(storage, "visitor.resolve") == {"2027-01-28": "remind", "2027-01-30": "overdue",
+                                                 "2027-02-02": "escalate"}
