@@ -66,13 +66,14 @@ async def broker(storage: MemoryStorage) -> AsyncIterator[KafkaBroker]:
         yield test_broker
 
 
-async def routed_case(storage: MemoryStorage) -> CaseRouted:
-    """A 12345 complaint received, classified and routed to the visitor centre (by the routing handler)."""
-    event = ChannelEvent(event_id="ev-1", channel=Channel.HOTLINE_12345, occurred_at=NOW, text=TEXT)
-    case, change = Case.receive(event, case_id=CASE_ID, text=TEXT, complainant_key=None, now=NOW)
+async def routed_case(storage: MemoryStorage, channel: Channel = Channel.HOTLINE_12345) -> CaseRouted:
+    """A complaint received, classified and routed to the visitor centre (by the routing handler)."""
+    event = ChannelEvent(event_id="ev-1", channel=channel, occurred_at=NOW, text=TEXT)
+    case_id = case_id_for(channel, "ev-1")
+    case, change = Case.receive(event, case_id=case_id, text=TEXT, complainant_key=None, now=NOW)
     await storage.cases.add(case, change)
-    classified = CaseClassified(event_id="12345:ev-1.received.classified", case_id=CASE_ID,
-                                source_channel=Channel.HOTLINE_12345, payload=CaseClassifiedPayload(assessment=ADMIN))
+    classified = CaseClassified(event_id=f"{channel.value}:ev-1.received.classified", case_id=case_id,
+                                source_channel=channel, payload=CaseClassifiedPayload(assessment=ADMIN))
     published: list[Envelope] = []
 
     async def publish(e: Envelope) -> None:
@@ -85,20 +86,22 @@ async def routed_case(storage: MemoryStorage) -> CaseRouted:
     return routed
 
 
-async def routed_and_timed(broker: KafkaBroker, storage: MemoryStorage) -> CaseRouted:
-    routed = await routed_case(storage)
+async def routed_and_timed(broker: KafkaBroker, storage: MemoryStorage,
+                           channel: Channel = Channel.HOTLINE_12345) -> CaseRouted:
+    routed = await routed_case(storage, channel)
     await broker.publish(routed.model_dump_json().encode(), topics.CASE_ROUTED)
     return routed
 
 
-async def act(broker: KafkaBroker, event_id: str, action: Action, unit: Unit = Unit.VISITOR, **payload: Any) -> None:
-    event = DeskAction(event_id=event_id, case_id=CASE_ID, source_channel=Channel.HOTLINE_12345,
+async def act(broker: KafkaBroker, event_id: str, action: Action, unit: Unit = Unit.VISITOR, case_id: str = CASE_ID,
+              **payload: Any) -> None:
+    event = DeskAction(event_id=event_id, case_id=case_id, source_channel=Channel.HOTLINE_12345,
                        payload=DeskActionPayload(unit=unit, action=action, actor="desk-wang", **payload))
     await broker.publish(event.model_dump_json().encode(), topics.DESK_ACTIONS)
 
 
-def case(storage: MemoryStorage) -> Case:
-    return storage.cases.stored[CASE_ID]
+def case(storage: MemoryStorage, case_id: str = CASE_ID) -> Case:
+    return storage.cases.stored[case_id]
 
 
 def filed(storage: MemoryStorage, rule: str) -> dict[str, str]:
@@ -193,6 +196,21 @@ async def test_a_hand_back_asks_for_a_routing_without_that_unit(broker: KafkaBro
     assert [c.args[0]["event_id"] for c in main.reclassified.mock.call_args_list] == ["act-hb.reroute"] * 2
 
 
+async def test_a_desk_escalates_to_the_command_centre(broker: KafkaBroker, storage: MemoryStorage) -> None:
+    await routed_and_timed(broker, storage)
+
+    await act(broker, "act-esc", Action.ESCALATE, note="涉及多个部门，本中心无法协调")
+    escalated = case(storage)
+    assert (escalated.status, escalated.unit, escalated.escalated_from) == (
+        CaseStatus.ESCALATED, Unit.COMMAND, Unit.VISITOR)
+    [to_command] = [CaseRouted.model_validate(c.args[0]) for c in main.desks[Unit.COMMAND].mock.call_args_list]
+    assert (to_command.event_id, to_command.payload.decision.override) == ("act-esc.escalated", "desk_escalation")
+
+    await act(broker, "act-cmd", Action.ACCEPT, unit=Unit.COMMAND)
+    assert case(storage).status is CaseStatus.ACCEPTED
+    assert case(storage).deadlines["visitor_accept"].met_at == NOW
+
+
 async def test_a_refused_action_is_recorded_with_its_reason(broker: KafkaBroker, storage: MemoryStorage) -> None:
     await routed_and_timed(broker, storage)
     before = case(storage).model_copy(deep=True)
@@ -234,6 +252,29 @@ async def test_a_redelivered_action_changes_nothing(broker: KafkaBroker, storage
     assert [records[i]["outcome"] for i in ("act-early", "act-1")] == ["rejected", "applied"]
     assert storage.timers.filed == timers_filed
     assert nothing_published()
+
+
+async def test_an_extension_moves_the_timers_with_the_due_date(broker: KafkaBroker, storage: MemoryStorage) -> None:
+    walk_in = (await routed_and_timed(broker, storage, Channel.WALK_IN)).case_id  # no 12345 limit beside it
+    await act(broker, "act-1", Action.ACCEPT, case_id=walk_in)
+    await act(broker, "act-2", Action.REQUEST_EXTENSION, case_id=walk_in, reason="涉及多个部门，需要会商",
+              extension_days=30)
+
+    extended = case(storage, walk_in).deadlines["visitor_resolve"]
+    # 2027-01-29 + 30 days is Sunday 2027-02-28: the period ends on the next working day (民法典 art. 203)
+    assert (extended.due, extended.extended_by) == ("2027-03-01", "visitor.extension")
+    assert case(storage, walk_in).extension_used
+    assert {t.due for by_id in storage.timers.filed.values() for t in by_id.values()
+            if t.rule == "visitor.resolve"} == {"2027-01-29", "2027-03-01"}
+
+    # the first due date passes: its timers no longer apply
+    assert await timers.fire_due_timers(main.deps, local(2027, 1, 30, 1), NOW, "test", 60) == 0
+    assert not case(storage, walk_in).overdue and nothing_published()
+    # the extended one passes unresolved: overdue
+    assert await timers.fire_due_timers(main.deps, local(2027, 3, 2, 1), NOW, "test", 60) == 2
+    assert case(storage, walk_in).overdue_rules == ["visitor.resolve"]
+    assert [(a.payload.kind, a.payload.due) for a in alerts()] == [(AlertKind.REMINDER, "2027-03-01"),
+                                                                   (AlertKind.OVERDUE, "2027-03-01")]
 
 
 async def test_timers_remind_mark_overdue_and_escalate_to_the_command_centre(
