@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from shared.domain.case import Case, Change
+from shared.domain.case import Case, Change, TimelineEntry
 from shared.domain.deadlines import Calendar, Deadline, default_calendar, local_date
 from shared.domain.followup import timers_of
 from shared.domain.lifecycle import TransitionRejected
@@ -64,9 +64,11 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     case = await deps.storage.cases.get(action.case_id)
     if case is None:
         return await _refused(deps, action, record, "no such case")
-    if decided is None and (reason := await _refused_before(deps, case, action)) is not None:
-        return await _refused(deps, action, record, reason)
-    before = case.status
+    # Decided before, its outcome unrecorded (the store failed in between): the timeline says what happened.
+    earlier = await _taken_before(deps, case, action) if decided is None else None
+    if earlier is not None and earlier.kind == "action_rejected":
+        return await _refused(deps, action, record, str(earlier.detail.get("reason", "")))
+    before = str(earlier.detail["before"]) if earlier else case.status.value
     try:
         change = case.act(action, now, deps.calendar)
     except TransitionRejected as rejected:
@@ -75,21 +77,21 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     await save(deps, case, change, now)
     for d in change.deadlines:
         DEADLINES_OPENED.labels(d.rule).inc()
-    await deps.storage.actions.record(action.event_id, {**record, "outcome": "applied", "before": before.value,
-                                                        "after": case.status.value})
+    after = str(earlier.detail["after"]) if earlier else case.status.value
+    await deps.storage.actions.record(action.event_id, {**record, "outcome": "applied", "before": before,
+                                                        "after": after})
     if change.changed:
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "applied").inc()
     return "applied"
 
 
-async def _refused_before(deps: FollowUp, case: Case, action: DeskAction) -> str | None:
-    """Why the action was refused, if the timeline says it was but its outcome went unrecorded (the store
-    failed in between and the event came again). The case would take it for applied and replay it."""
+async def _taken_before(deps: FollowUp, case: Case, action: DeskAction) -> TimelineEntry | None:
+    """The action's entry on the case's timeline, if it has one: it was applied (the case replays it) or
+    refused (the case would take it for applied, so the refusal must be read here)."""
     entry_id = f"action:{action.event_id}"
     if not case.has(entry_id):
         return None
-    entry = next((e for e in await deps.storage.cases.timeline(case.id) if e.id == entry_id), None)
-    return str(entry.detail.get("reason", "")) if entry and entry.kind == "action_rejected" else None
+    return next((e for e in await deps.storage.cases.timeline(case.id) if e.id == entry_id), None)
 
 
 async def _refused(deps: FollowUp, action: DeskAction, record: dict[str, object], reason: str) -> str:

@@ -340,6 +340,12 @@ async def test_a_refusal_stays_a_refusal_when_its_record_is_retried(
     assert case(storage).status is CaseStatus.ROUTED and case(storage).unit is Unit.VISITOR
     assert nothing_published()  # no escalation reached the command centre
 
+    storage.actions.failures = 1
+    await act(broker, "act-1", Action.ACCEPT)  # applied, then its record fails: the retry records what it did
+    accepted = await storage.actions.get("act-1")
+    assert accepted is not None
+    assert (accepted["outcome"], accepted["before"], accepted["after"]) == ("applied", "routed", "accepted")
+
 
 class FlakyTimerBook(MemoryTimerBook):
     def __init__(self) -> None:
