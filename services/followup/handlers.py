@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from shared.domain.case import Case
-from shared.domain.change import Change
+from shared.domain.change import Change, TimelineEntry
 from shared.domain.deadlines import Deadline
 from shared.domain.followup import timers_of
 from shared.domain.lifecycle import TransitionRejected
@@ -36,9 +36,12 @@ class FollowUp:
 
 
 async def save(deps: FollowUp, case: Case, change: Change, now: datetime) -> None:
-    """Save what a step changed, time the deadlines it opened or moved, publish what it asked for."""
-    await deps.storage.cases.save(case, change)
+    """Time the deadlines a step opened or moved, save what it changed, publish what it asked for.
+
+    Timers first: a step saved without them would never be timed (its retry finds it applied, and a
+    replayed step opens nothing), while a timer whose step was not saved finds nothing to do when it fires."""
     await deps.storage.timers.schedule(timers_of(case.id, change.deadlines, deps.calendar), local_date(now))
+    await deps.storage.cases.save(case, change)
     for event in change.events:
         await deps.publish(event)
 
@@ -63,7 +66,9 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     case = await deps.storage.cases.get(action.case_id)
     if case is None:
         return await _refused(deps, action, record, "no such case")
-    before = case.status
+    # Applied before, its outcome perhaps unrecorded (the store failed in between): the timeline says how.
+    earlier = await _applied_before(deps, case, action) if decided is None else None
+    before = str(earlier.detail["before"]) if earlier else case.status.value
     try:
         change = case.act(action, now, deps.calendar)
     except TransitionRejected as rejected:
@@ -72,11 +77,20 @@ async def on_desk_action(body: bytes, deps: FollowUp, now: datetime) -> str:
     await save(deps, case, change, now)
     for d in change.deadlines:
         DEADLINES_OPENED.labels(d.rule).inc()
-    await deps.storage.actions.record(action.event_id, {**record, "outcome": "applied", "before": before.value,
-                                                        "after": case.status.value})
+    after = str(earlier.detail["after"]) if earlier else case.status.value
+    await deps.storage.actions.record(action.event_id, {**record, "outcome": "applied", "before": before,
+                                                        "after": after})
     if change.changed:
         DESK_ACTIONS.labels(p.unit.value, p.action.value, "applied").inc()
     return "applied"
+
+
+async def _applied_before(deps: FollowUp, case: Case, action: DeskAction) -> TimelineEntry | None:
+    """The action's entry on the case's timeline, if it was applied (a refusal is written as `refused:`)."""
+    entry_id = f"action:{action.event_id}"
+    if not case.has(entry_id):
+        return None
+    return next((e for e in await deps.storage.cases.timeline(case.id) if e.id == entry_id), None)
 
 
 async def _refused(deps: FollowUp, action: DeskAction, record: dict[str, object], reason: str) -> str:

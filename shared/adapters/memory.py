@@ -3,7 +3,7 @@ adapter (ids decide, a case saves only from the version it was loaded at), none 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from shared.domain.followup import TimerSpec
 from shared.domain.lifecycle import OPEN_STATUSES
 from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of
 from shared.handling import Contended
+from shared.ports import Storage
 
 
 class MemoryCases:
@@ -113,17 +114,25 @@ class MemoryTimerBook:
         self.claims.pop(timer.id, None)
 
 
-class MemoryRecords:
-    """Action outcomes or dead letters: the first record under an id is kept."""
+class MemoryActionLog:
+    """Action outcomes: the first record under an id is kept, and given back."""
 
     def __init__(self) -> None:
         self.stored: dict[str, Mapping[str, Any]] = {}
 
-    async def record(self, record_id: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
-        return self.stored.setdefault(record_id, dict(record))
+    async def record(self, action_id: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
+        return self.stored.setdefault(action_id, dict(record))
 
-    async def get(self, record_id: str) -> Mapping[str, Any] | None:
-        return self.stored.get(record_id)
+    async def get(self, action_id: str) -> Mapping[str, Any] | None:
+        return self.stored.get(action_id)
+
+
+class MemoryDeadLetters:
+    def __init__(self) -> None:
+        self.stored: dict[str, Mapping[str, Any]] = {}
+
+    async def record(self, letter_id: str, record: Mapping[str, Any]) -> None:
+        self.stored.setdefault(letter_id, dict(record))
 
 
 class MemoryClock:
@@ -143,8 +152,8 @@ class MemoryStorage:
         self.receipts = MemoryReceipts()
         self.repeats = MemoryRepeatIndex()
         self.timers = MemoryTimerBook()
-        self.actions = MemoryRecords()
-        self.dead_letters = MemoryRecords()
+        self.actions = MemoryActionLog()
+        self.dead_letters = MemoryDeadLetters()
         self.clock = MemoryClock()
 
     async def prepare(self) -> None:
@@ -155,3 +164,7 @@ class MemoryStorage:
 
     async def close(self) -> None:
         pass
+
+
+# mypy checks here that the memory adapter provides every port the way the services' code expects it
+_PROVIDES_STORAGE: Callable[[], Storage] = MemoryStorage

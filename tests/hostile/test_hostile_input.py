@@ -6,86 +6,37 @@ else."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pymongo.asynchronous.database import AsyncDatabase
+from aiokafka import AIOKafkaProducer
 
 from shared import topics
 from shared.domain.lifecycle import Action
 from shared.domain.repeats import similarity, text_signature
 from shared.domain.triage import Unit
-from shared.events import Channel, DeskAction, DeskActionPayload, case_id_for
+from shared.events import Channel, case_id_for
 from tests.conftest import eventually, token
 from tests.hostile import corpus
 from tests.hostile.corpus import CORPUS, DeadLettered, HostileInput, Routed
-from tools import infra
+from tests.hostile.helpers import (
+    DEAD_LETTER_FIELDS,
+    Db,
+    act,
+    decided,
+    forged_action,
+    frozen,
+    routed_case,
+    send,
+    setting_up,
+)
 from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e]
-Db = AsyncDatabase[dict[str, Any]]
-
-# What must not change about a case that a hostile message tried to touch (its version may: a refused action
-# is written on the timeline).
-FROZEN = ("status", "unit", "category", "urgency", "risk_flags", "repeat_count", "text", "complainant", "location",
-          "channel", "routing_attempt", "routings", "accepted_at", "excluded_units", "handback_reason")
-DEAD_LETTER_FIELDS = {"_id", "service", "reason", "detail", "source", "at", "size", "body_sha256"}
-
-
-def frozen(doc: dict[str, Any] | None) -> dict[str, Any]:
-    assert doc is not None
-    return {field: doc.get(field) for field in FROZEN}
-
-
-async def send(producer: AIOKafkaProducer, body: bytes | dict[str, Any], *, topic: str = topics.CHANNEL_EVENTS,
-               key: bytes | None = corpus.KEY, headers: tuple[tuple[str, bytes], ...] = (),
-               partition: int | None = None) -> Any:
-    raw = body if isinstance(body, bytes) else corpus.encode(body)
-    return await producer.send_and_wait(topic, raw, key=key, headers=list(headers) or None, partition=partition)
-
-
-async def routed_case(db: Db, case_id: str, timeout: float = 30) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        return await db.cases.find_one({"_id": case_id, "status": "routed"})
-
-    return await eventually(probe, timeout, f"case {case_id} to be routed")
-
-
-async def decided(db: Db, action_id: str, timeout: float = 30) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        return await db.desk_actions.find_one({"_id": action_id, "outcome": {"$in": ["applied", "rejected"]}})
-
-    return await eventually(probe, timeout, f"desk action {action_id} to be decided")
-
-
-async def act(desk: httpx.AsyncClient, db: Db, unit: str, case_id: str, action: str, **fields: Any) -> dict[str, Any]:
-    reply = await desk.post(f"/desks/{unit}/cases/{case_id}/actions", json={"action": action, "actor": "e2e", **fields},
-                            headers={"Authorization": f"Bearer {token(unit)}"})
-    assert reply.status_code == 202, reply.text
-    return await decided(db, reply.json()["action_id"])
-
-
-def forged_action(case_id: str, unit: Unit, action: Action, channel: Channel, **fields: Any) -> DeskAction:
-    return DeskAction(event_id=corpus.event_id("DA-forged"), case_id=case_id, source_channel=channel,
-                      payload=DeskActionPayload(unit=unit, action=action, actor="intruder", **fields))
-
-
-@contextlib.contextmanager
-def setting_up(what: str) -> Iterator[None]:
-    """Label a failure in a test's set-up as such, apart from the assertion the test is about."""
-    try:
-        yield
-    except AssertionError as exc:
-        pytest.fail(f"{what}: {exc}")
-
-
 @dataclass(frozen=True)
 class Baseline:
     """Two cases routed before any hostile input: they must come out of it as they went in."""
@@ -396,57 +347,3 @@ async def test_every_service_survived_and_still_routes(
     await routed_case(db, case_id_for("12345", ordinary["event_id"]))
     assert frozen(await db.cases.find_one({"_id": corpus.SENTINEL_CASE})) == baseline.sentinel
     assert frozen(await db.cases.find_one({"_id": baseline.mediation_id})) == baseline.mediation
-
-
-@pytest.mark.parametrize("poison", [pytest.param(p, id=p.name) for p in corpus.POISON])
-async def test_a_poison_message_is_dead_lettered_not_redelivered_forever(
-    poison: HostileInput, fleet: Fleet, producer: AIOKafkaProducer, db: Db, endpoints: infra.Endpoints,
-    database_name: str
-) -> None:
-    """Last in the module: a stalled intake is set going again afterwards, by moving its group's offset past
-    the poison as an operator would."""
-    assert isinstance(poison.expect, DeadLettered)
-    partition = min(await producer.partitions_for(topics.CHANNEL_EVENTS))
-    offset: int | None = None
-    stalled: list[str] | None = None
-    try:
-        with setting_up("a poison message with an ordinary event behind it on the same partition"):
-            sent = await send(producer, poison.raw, headers=poison.headers, partition=partition, key=None)
-            offset = sent.offset
-            ordinary = corpus.event(corpus.ORDINARY[f"poison_{corpus.POISON.index(poison)}"], channel="12345")
-            await send(producer, ordinary, partition=partition, key=None)
-            stalled = await _unrouted_after(db, [case_id_for("12345", ordinary["event_id"])], seconds=6)
-            letters = await db.dead_letters.find({"body_sha256": poison.sha256}).to_list()
-    finally:
-        if offset is not None and stalled != []:
-            await _skip_past(fleet, endpoints, f"e2e-{database_name}.intake", partition, offset)
-    seen = {"dead letters": [(letter["service"], letter["reason"]) for letter in letters],
-            "event behind it stalled": bool(stalled)}
-    assert seen == {"dead letters": [(poison.expect.service, poison.expect.reason)], "event behind it stalled": False}
-
-
-async def _unrouted_after(db: Db, case_ids: list[str], seconds: float) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while True:
-        routed = {doc["_id"] async for doc in db.cases.find({"_id": {"$in": case_ids}, "status": "routed"})}
-        waiting = [c for c in case_ids if c not in routed]
-        if not waiting or time.monotonic() > deadline:
-            return waiting
-        await asyncio.sleep(0.5)
-
-
-async def _skip_past(fleet: Fleet, endpoints: infra.Endpoints, group: str, partition: int, offset: int) -> None:
-    """Stop intake, commit its group's offset past the poison, start it again."""
-    intake = fleet["intake"]
-    intake.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topics.CHANNEL_EVENTS, partition)
-        consumer.assign([tp])
-        await consumer.commit({tp: offset + 1})
-    finally:
-        await consumer.stop()
-    intake.start()
-    fleet.wait_healthy(names=["intake"])
