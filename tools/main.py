@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -71,19 +72,21 @@ def _cmd_lifecycle(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from shared.config import get_settings
-    from tools.bench.run import run_bench
+    from tools.bench.run import drop_database, run_bench
     from tools.processes import start_pipeline
 
-    endpoints, fleet = start_pipeline()
+    # A fresh store for each run: an earlier run's open cases would take this run's complaints for repeats.
+    database = f"triage_bench_{uuid.uuid4().hex[:8]}"
+    endpoints, fleet = start_pipeline({"MONGODB_DATABASE": database})
     try:
         result = asyncio.run(run_bench(
-            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri, get_settings().mongodb_database, fleet,
+            args.cases, endpoints.kafka_bootstrap, endpoints.mongodb_uri, database, fleet,
             hops=args.hops, sustain_s=args.sustain, raw_per_message=args.raw_per_message,
             progress=not args.json, seed=args.seed,
         ))
     finally:
         fleet.stop()
+        asyncio.run(drop_database(endpoints.mongodb_uri, database))
     if not args.json:
         for line in result.report():
             print(line)

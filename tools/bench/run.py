@@ -148,3 +148,14 @@ async def measure_store_bound(kafka: str, mongodb: str, database: str, events: l
                                  store=store, timeout=timeout)
     finally:
         await store.close()
+
+
+async def drop_database(mongodb: str, database: str) -> None:
+    """The pipeline's store of one run is dropped after it."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb)
+    try:
+        await client.drop_database(database)
+    finally:
+        await client.close()
