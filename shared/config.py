@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     simulated_clock: bool = False
 
     log_level: str = "INFO"
+
+    # The classification model built by `make model` (relative to the working directory); services only read it.
+    model_dir: Path = Path("model")
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = run("ruff", "check", "shared", "services", "tests")
+    result = run("ruff", "check", "shared", "services", "tools", "tests")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
