@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # checkout (see tools/__main__.py).
 TRIAGE := $(BIN)/triage
 
-.PHONY: run test setup infra reliability bench evaluate lint docs clean
+.PHONY: run test setup model infra reliability bench evaluate lint docs clean
 
 $(STAMP): pyproject.toml
 	@echo "==> python: creating $(VENV) and installing the project with its dev tools"
@@ -31,23 +31,29 @@ $(TRIAGE): $(STAMP)
 
 setup: $(STAMP) $(TRIAGE)
 
+# The classification model: trained from the corpus once, into plain files the services load (never commit it).
+# Always invoked; it rebuilds only when the corpus, the rule terms or the training code changed, and says which.
+MODEL_DIR ?= model
+model: setup  ## build the classification model into model/ (skipped while its inputs are unchanged)
+	$(BIN)/python -m tools.model --out $(MODEL_DIR)
+
 infra: setup  ## build and start the local Kafka broker and FerretDB
 	$(BIN)/triage infra up
 
-run: infra  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
+run: infra model  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
 	DEV_MODE=true $(BIN)/triage run
 
-test: setup  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
+test: setup model  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
 	$(BIN)/python -m pytest
 
 reliability: setup  ## fault injection on the real broker and server; the JSON summary is the last line
 	$(BIN)/python -m pytest tests/reliability -q
 	@cat .triage/reliability-summary.json
 
-bench: infra  ## the raw transport against the pipeline on the same broker
+bench: infra model  ## the raw transport against the pipeline on the same broker
 	DEV_MODE=true $(BIN)/triage bench --cases 5000
 
-evaluate: setup
+evaluate: setup model
 	$(BIN)/triage evaluate
 
 docs: setup  ## the AsyncAPI document of every service

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
             if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
                 raise ValueError(f"every desk token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
         return tokens
+
+    # The classification model built by `make model` (relative to the working directory); services only read it.
+    model_dir: Path = Path("model")
 
     def development_defaults(self, *, serves_desks: bool = False) -> list[str]:
         """What only DEV_MODE may run with, each naming the environment variable that fixes it."""

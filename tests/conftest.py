@@ -29,6 +29,16 @@ TEST_STATE = Path(os.environ.get("TRIAGE_TEST_STATE_DIR", REPO_ROOT / ".triage" 
 
 
 @pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The classification model the services load: `make test` builds it first; built here (through
+    tools.model, which skips an up-to-date one) when the tests run on their own."""
+    from tools.model.build import DEFAULT_MODEL_DIR, build_model
+
+    build_model(DEFAULT_MODEL_DIR)
+    return DEFAULT_MODEL_DIR
+
+
+@pytest.fixture(scope="session")
 def endpoints() -> Iterator[infra.Endpoints]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and os.environ.get("MONGODB_URI")
     if not external:
@@ -60,8 +70,10 @@ def service_ports() -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
-def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[str, int]) -> Iterator[Fleet]:
+def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[str, int],
+          model_dir: Path) -> Iterator[Fleet]:
     env = service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, MONGODB_DATABASE=database_name,
+                      MODEL_DIR=str(model_dir),
                       CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
                       SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS),
                       DEV_MODE="true")  # the development key and the simulated clock are for tests only

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
+from shared.config import get_settings
 from shared.domain.classification import Classifier
 from shared.domain.classification.complaints import most_urgent, triage_complaints
 from shared.domain.routing import Policy, load_policy
@@ -70,7 +71,7 @@ def _result(assessment: Assessment, decision: RoutingDecision, brief: bool = Fal
 
 
 def classify_jsonl(source: TextIO, sink: TextIO) -> int:
-    classifier, policy = Classifier.load(), load_policy()
+    classifier, policy = Classifier.load(get_settings().model_dir), load_policy()
     failed = 0
     for batch in _batches(source):
         for result in _triage_batch(batch, classifier, policy):

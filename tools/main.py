@@ -108,7 +108,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from shared.domain.classification.evaluation import benchmark, evaluate
+    from tools.model.evaluation import benchmark, evaluate
 
     corpus = Path(args.corpus) if args.corpus else None
     if args.benchmark:

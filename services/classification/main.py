@@ -1,17 +1,24 @@
 """Classification service: `faststream run services.classification.main:app`."""
 
+import logging
+
 from faststream.kafka.annotations import KafkaMessage
 
 from services.classification import handlers
 from shared import topics
-from shared.domain.classification import Classifier
+from shared.domain.classification import Classifier, ModelError
 from shared.events import CaseClassified
 from shared.runtime import Service
 
+log = logging.getLogger(__name__)
 service = Service("classification")
 classified = service.publisher(topics.CASE_CLASSIFIED, CaseClassified,
                                "Category, urgency, risk flags and the reasons for them.")
-classifier = Classifier.load()
+try:
+    classifier = Classifier.load(service.settings.model_dir)
+except ModelError as exc:  # without its model this service cannot classify anything: do not start
+    log.critical("%s", exc)
+    raise SystemExit(f"classification: {exc}") from None
 
 
 async def emit(event: CaseClassified) -> None:

@@ -8,7 +8,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.intake import handlers
 from shared import topics
-from shared.domain.classification import Classifier, load_policy
+from shared.domain.classification import Classifier, ModelError, load_policy
 from shared.domain.classification.complaints import topics_of
 from shared.domain.matters import TopicsOf
 from shared.events import CaseReceived, Envelope, utcnow
@@ -26,9 +26,9 @@ async def emit(event: Envelope) -> None:
 @cache
 def _topics() -> TopicsOf | None:
     try:
-        return topics_of(Classifier.load(), load_policy())
-    except (OSError, ValueError) as exc:  # no corpus or model here: split by the markers alone
-        log.warning("matters are split without the classifier: %s", exc)
+        return topics_of(Classifier.load(service.settings.model_dir), load_policy())
+    except (ModelError, OSError, ValueError) as exc:  # no model here: split by the markers alone
+        log.warning("matters are split by their markers alone, without the classifier: %s", exc)
         return None
 
 

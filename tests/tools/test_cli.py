@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from tools.classify import classify_jsonl
 from tools.main import main
+
+
+@pytest.fixture(autouse=True)
+def _built_model(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """classify loads the model from the settings' model_dir, `model` in the working directory."""
+    monkeypatch.chdir(model_dir.parent)
 
 
 def test_classify_answers_every_line_in_order_with_the_contracts_fields() -> None:

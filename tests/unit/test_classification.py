@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from shared.domain.classification import Classifier, Policy, load_policy, triage_text
-from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR, load_blind, load_heldout, load_train
-from shared.domain.classification.evaluation import score
+from shared.domain.classification.artefact import FILES, read_manifest
 from shared.domain.classification.numbers import money_amounts, parse_chinese_number, people_counts
 from shared.domain.classification.rules import RulesError, load_rules_file
 from shared.domain.classification.text import normalize
 from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
+from tools.model.corpus import DEFAULT_CORPUS_DIR, load_blind, load_heldout, load_train
+from tools.model.evaluation import score
 
 pytestmark = pytest.mark.skipif(
     not list(DEFAULT_CORPUS_DIR.glob("train_*.jsonl")), reason="the labelled corpus is not there"
@@ -20,13 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("triage-cache")
-
-
-@pytest.fixture(scope="module")
-def classifier(cache_dir: Path) -> Classifier:
-    return Classifier.load(DEFAULT_CORPUS_DIR, cache_dir)
+def classifier(model_dir: Path) -> Classifier:
+    return Classifier.load(model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -221,15 +217,14 @@ def test_empty_text_does_not_crash(classifier: Classifier) -> None:
     assert assessment.needs_review
 
 
-# -- the model and its cache ---------------------------------------------------------------------
+# -- the built model ------------------------------------------------------------------------------
 
 
 def test_numpy_model_matches_sklearn(classifier: Classifier) -> None:
-    pytest.importorskip("sklearn")
-    from shared.domain.classification import model as text_model
+    from tools.model.training import fit_sklearn
 
     examples = load_train(DEFAULT_CORPUS_DIR)
-    vec, clf = text_model.fit_sklearn([normalize(e.text) for e in examples], [e.category for e in examples])
+    vec, clf = fit_sklearn([normalize(e.text) for e in examples], [e.category for e in examples])
     probe = [normalize(t) for t in ("楼上漏水到我家", "老板拖欠工资", "电梯困人", "")]
     expected = clf.predict_proba(vec.transform(probe))
     got = classifier.model.predict_proba(probe)
@@ -237,11 +232,10 @@ def test_numpy_model_matches_sklearn(classifier: Classifier) -> None:
     assert abs(expected[:, order] - got).max() < 1e-6
 
 
-def test_warm_load_uses_the_cache(cache_dir: Path, classifier: Classifier) -> None:
-    assert list(cache_dir.glob("model-*.npz")) and list(cache_dir.glob("danger-*.npz"))
-    assert not list(cache_dir.glob("*.pkl")) and not list(cache_dir.glob("*.pickle"))
-    again = Classifier.load(DEFAULT_CORPUS_DIR, cache_dir)
-    assert again.model_key == classifier.model_key
+def test_the_built_model_is_plain_files_named_by_its_manifest(model_dir: Path, classifier: Classifier) -> None:
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(FILES)  # npz, JSON and text: no pickle
+    assert classifier.model_key == read_manifest(model_dir).key
+    assert Classifier.load(model_dir).model_key == classifier.model_key
 
 
 def test_the_danger_model_is_a_second_view_where_the_cues_find_nothing(

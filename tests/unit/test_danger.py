@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR, read_examples
 from shared.domain.classification.danger import DangerDetector, DangerError, load_danger_file
 from shared.domain.classification.policy import load_policy
 from shared.domain.classification.text import normalize
 from shared.domain.triage import DangerKind, Urgency
+from tools.model.corpus import DEFAULT_CORPUS_DIR, read_examples
 
 SUITES = sorted((DEFAULT_CORPUS_DIR.parent / "danger").glob("adversarial_*.jsonl"))
 POLICY = load_policy()

@@ -8,14 +8,15 @@ ones whose connective words (另外两户, 还有一个孩子, 一是…二是�
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.domain.classification import Classifier
 from shared.domain.classification.complaints import topics_of
-from shared.domain.classification.corpus import DEFAULT_CORPUS_DIR
 from shared.domain.matters import MIN_MATTER_CHARS, split_matters
+from tools.model.corpus import DEFAULT_CORPUS_DIR
 
 SUITE_PATH = DEFAULT_CORPUS_DIR.parent / "danger" / "matters.jsonl"
 SUITE: list[dict[str, Any]] = (
@@ -88,8 +89,8 @@ def test_parts_about_the_same_thing_are_joined_again() -> None:
 
 
 @pytest.mark.skipif(not SUITE, reason="the splitter suite is not in this checkout")
-def test_the_suite_splits_most_multi_matter_complaints_and_keeps_single_ones_whole() -> None:
-    classifier = Classifier.load()
+def test_the_suite_splits_most_multi_matter_complaints_and_keeps_single_ones_whole(model_dir: Path) -> None:
+    classifier = Classifier.load(model_dir)
     topics = topics_of(classifier, classifier.policy)
     multi = [c for c in SUITE if _covered(c)]
     single = [c for c in SUITE if not _covered(c)]

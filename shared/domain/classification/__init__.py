@@ -1,7 +1,9 @@
-"""Chinese-language triage: explainable rules + a character n-gram model, blended; pure domain code."""
+"""Chinese-language triage: explainable rules + a character n-gram model built by `tools.model`, blended;
+pure domain code that only reads the built model (it never trains)."""
 
+from shared.domain.classification.artefact import ModelError
 from shared.domain.classification.classifier import Classifier
 from shared.domain.classification.complaints import triage_many, triage_text
 from shared.domain.classification.policy import Policy, PolicyError, load_policy
 
-__all__ = ["Classifier", "Policy", "PolicyError", "load_policy", "triage_many", "triage_text"]
+__all__ = ["Classifier", "ModelError", "Policy", "PolicyError", "load_policy", "triage_many", "triage_text"]

@@ -1,30 +1,17 @@
-"""The classifier: rules, the danger cues and two models -> Assessment (entry points: `complaints.py`)."""
+"""The classifier: rules, the danger cues and two built models -> Assessment (entry points: `complaints.py`)."""
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from shared.domain.classification import model as text_model
-from shared.domain.classification.corpus import (
-    default_corpus_dir,
-    load_red_team,
-    load_train,
-    red_team_files,
-    train_files,
-)
+from shared.domain.classification.artefact import load_built
 from shared.domain.classification.danger import DangerDetector, DangerReading
 from shared.domain.classification.policy import Policy, load_policy
-from shared.domain.classification.rules import (
-    DEFAULT_RULES_PATH,
-    Evidence,
-    RuleEngine,
-    load_rules_file,
-)
+from shared.domain.classification.rules import DEFAULT_RULES_PATH, Evidence, RuleEngine, load_rules_file
 from shared.domain.classification.text import Segmenter, normalize
 from shared.domain.triage import (
     Assessment,
@@ -36,11 +23,7 @@ from shared.domain.triage import (
     Urgency,
 )
 
-log = logging.getLogger(__name__)
-
-DANGER_C = 10.0  # the danger model's regularisation (leave-one-suite-out: recall 0.93 at p 0.5, few near misses)
-_NO_DANGER = "none"
-DEFAULT_CACHE_DIR = Path(os.environ.get("TRIAGE_CACHE_DIR", "~/.cache/grievance-triage")).expanduser()
+NO_DANGER = "none"  # the danger model's label for "nobody in danger now"
 _TOP_K = 3
 
 
@@ -101,38 +84,13 @@ class Classifier:
         self._class_index = {c: i for i, c in enumerate(self.categories)}
 
     @classmethod
-    def load(
-        cls,
-        corpus_dir: Path | None = None,
-        cache_dir: Path | None = None,
-        *,
-        policy: Policy | None = None,
-        rules_path: Path | None = None,
-    ) -> Classifier:
-        """Train on the corpus's train_*.jsonl (never heldout_*), or load the cached fit for exactly
-        those files and this scikit-learn version. The cache holds .npz/.txt files, no pickles."""
-        corpus_dir = corpus_dir or default_corpus_dir()
-        cache_dir = (cache_dir or DEFAULT_CACHE_DIR).expanduser()
-        files = train_files(corpus_dir)
-        if not files:
-            raise FileNotFoundError(f"no train_*.jsonl in {corpus_dir}")
-        policy = policy or load_policy()
-        key = text_model.corpus_key(files)
-
-        def fit_categories() -> text_model.LinearTextModel:
-            examples = load_train(corpus_dir)
-            return text_model.fit([normalize(e.text) for e in examples], [e.category for e in examples])
-
-        def fit_danger() -> text_model.LinearTextModel:
-            texts, labels = _danger_training(corpus_dir, policy)
-            return text_model.fit(texts, labels, DANGER_C)
-
-        fitted = _load_or_fit(cache_dir / f"model-{key}.npz", fit_categories)
-        danger_key = text_model.corpus_key([*files, *red_team_files(corpus_dir)], f"danger{DANGER_C}")
-        danger_model = _load_or_fit(cache_dir / f"danger-{danger_key}.npz", fit_danger)
-        engine = RuleEngine(load_rules_file(rules_path or DEFAULT_RULES_PATH))
-        segmenter = Segmenter(engine.vocabulary(), cache_dir)
-        return cls(fitted, engine, segmenter, policy, DangerDetector.load(), key, danger_model)
+    def load(cls, model_dir: Path, *, policy: Policy | None = None) -> Classifier:
+        """The model built into `model_dir` (`make model`), with this code's rules, danger cues and policy.
+        Raises ModelError when there is none or it was built for another analyzer or other rule terms."""
+        engine = RuleEngine(load_rules_file(DEFAULT_RULES_PATH))
+        built = load_built(model_dir, engine.vocabulary())
+        return cls(built.categories, engine, Segmenter(built.dictionary), policy or load_policy(),
+                   DangerDetector.load(), built.manifest.key, built.danger)
 
     # -- assessing ----------------------------------------------------------------------------
 
@@ -347,39 +305,10 @@ class Classifier:
             return out
         probs = self.danger_model.predict_proba([normalized[i] for i in quiet])
         labels = self.danger_model.classes
-        calm = labels.index(_NO_DANGER)
+        calm = labels.index(NO_DANGER)
         for row, i in enumerate(quiet):
             p = probs[row]
             if 1.0 - float(p[calm]) >= policy.danger.model_threshold:
                 best = max((j for j in range(len(labels)) if j != calm), key=lambda j: float(p[j]))
                 out[i] = (Unit(labels[best]), 1.0 - float(p[calm]))
         return out
-
-
-def _load_or_fit(cached: Path, fit: Callable[[], text_model.LinearTextModel]) -> text_model.LinearTextModel:
-    """A fitted model from the cache (.npz, no pickle), or fitted now and cached for the next start."""
-    if cached.exists():
-        try:
-            return text_model.LinearTextModel.load(cached)
-        except (OSError, ValueError, KeyError) as exc:  # a torn or foreign file: refit
-            log.warning("ignoring unreadable model cache %s: %s", cached, exc)
-    fitted = fit()
-    try:
-        fitted.save(cached)
-    except OSError as exc:  # read-only home: keep the fit in memory only
-        log.warning("cannot write model cache %s: %s", cached, exc)
-    return fitted
-
-
-def _danger_training(corpus_dir: Path, policy: Policy) -> tuple[list[str], list[str]]:
-    """The danger model learns who must act now: the corpus's critical cases by their unit, the red-team
-    suites' dangers by their kind's unit, everything else (near misses included) as no danger."""
-    texts: list[str] = []
-    labels: list[str] = []
-    for e in load_train(corpus_dir):
-        texts.append(normalize(e.text))
-        labels.append(e.unit.value if e.urgency is Urgency.CRITICAL else _NO_DANGER)
-    for text, kind in load_red_team(corpus_dir):
-        texts.append(normalize(text))
-        labels.append(policy.danger.routes[kind].unit.value if kind else _NO_DANGER)
-    return texts, labels

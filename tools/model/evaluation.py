@@ -1,13 +1,15 @@
 """Scoring a labelled set and a throughput benchmark.
 
-`evaluate` fits on train_*.jsonl only and scores a set with exactly the code the services use: each
-complaint is split into its matters, and each matter classified and routed (`triage_many`); the
-complaint is scored by its most urgent matter, as its writer labelled it. The sets: `heldout` (the
-corpus's held-out part) and `blind` (written by authors who never saw the corpus, rules or model).
+`evaluate` scores a set with the model built from train_*.jsonl only (`make model`'s, built here when
+missing or stale) and exactly the code the services use: each complaint is split into its matters, and
+each matter classified and routed (`triage_many`); the complaint is scored by its most urgent matter, as
+its writer labelled it. The sets: `heldout` (the corpus's held-out part) and `blind` (written by authors
+who never saw the corpus, rules or model).
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -16,11 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from shared.domain.classification.classifier import Classifier
 from shared.domain.classification.complaints import most_urgent, triage_complaints, triage_many
-from shared.domain.classification.corpus import Example, default_corpus_dir, load_blind, load_heldout
 from shared.domain.classification.policy import Policy, load_policy
 from shared.domain.triage import Category, Unit, Urgency
+from tools.model.build import DEFAULT_MODEL_DIR, build_model
+from tools.model.corpus import DEFAULT_CORPUS_DIR, Example, load_blind, load_heldout, load_train
 
 _PRIORITY_UNITS = {Unit.POLICE, Unit.COMMAND}
 
@@ -186,53 +191,58 @@ def score(
 SETS = ("heldout", "blind")
 
 
-def evaluate(
-    corpus_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    policy: Policy | None = None,
-    which: str = "heldout",
-) -> EvaluationReport:
-    """Fit on train_*.jsonl only, score the held-out part or the blind set."""
-    corpus_dir = corpus_dir or default_corpus_dir()
-    policy = policy or load_policy()
-    classifier = Classifier.load(corpus_dir, cache_dir, policy=policy)
-    if which == "blind":
-        return score(classifier, policy, load_blind(), name="blind", unit_target=0.93)
-    if which != "heldout":
-        raise ValueError(f"unknown set {which!r}: one of {', '.join(SETS)}")
-    return score(classifier, policy, load_heldout(corpus_dir))
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
-    """Keep numpy's BLAS on one core (the per-text products are small; this makes it explicit)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        yield
+def built_model(corpus_dir: Path, model_dir: Path | None = None) -> Iterator[Path]:
+    """A model directory built from `corpus_dir`: `model_dir`, or `make model`'s for the default corpus
+    (reused when up to date), or a temporary one for another corpus (never replacing the services' model)."""
+    if model_dir is None and corpus_dir.resolve() != DEFAULT_CORPUS_DIR.resolve():
+        with tempfile.TemporaryDirectory() as tmp:
+            build_model(Path(tmp) / "model", corpus_dir, say=_to_stderr)
+            yield Path(tmp) / "model"
         return
-    with threadpool_limits(limits=1):
-        yield
+    model_dir = model_dir or DEFAULT_MODEL_DIR
+    build_model(model_dir, corpus_dir, say=_to_stderr)
+    yield model_dir
 
 
-def benchmark(n: int = 5000, corpus_dir: Path | None = None, cache_dir: Path | None = None) -> dict[str, float]:
-    """Load time (cold fit into an empty cache, then warm) and texts/second of classify + route on one
-    core, over `n` texts cycled from the corpus."""
-    from shared.domain.classification.corpus import load_train
+def evaluate(
+    corpus_dir: Path | None = None,
+    model_dir: Path | None = None,
+    policy: Policy | None = None,
+    which: str = "heldout",
+) -> EvaluationReport:
+    """Score the held-out part or the blind set with the model trained on train_*.jsonl only."""
+    if which not in SETS:
+        raise ValueError(f"unknown set {which!r}: one of {', '.join(SETS)}")
+    corpus_dir = corpus_dir or DEFAULT_CORPUS_DIR
+    policy = policy or load_policy()
+    with built_model(corpus_dir, model_dir) as built:
+        classifier = Classifier.load(built, policy=policy)
+    if which == "blind":
+        return score(classifier, policy, load_blind(), name="blind", unit_target=0.93)
+    return score(classifier, policy, load_heldout(corpus_dir))
 
-    corpus_dir = corpus_dir or default_corpus_dir()
+
+def benchmark(n: int = 5000, corpus_dir: Path | None = None) -> dict[str, float]:
+    """Build time (both models fitted into an empty directory), load time of the built model, and
+    texts/second of classify + route on one core, over `n` texts cycled from the corpus."""
+    corpus_dir = corpus_dir or DEFAULT_CORPUS_DIR
     policy = load_policy()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        Classifier.load(corpus_dir, Path(tmp), policy=policy)
-        cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    classifier = Classifier.load(corpus_dir, cache_dir, policy=policy)
-    warm = time.perf_counter() - t0
+        build_model(Path(tmp) / "model", corpus_dir, say=lambda _line: None)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        classifier = Classifier.load(Path(tmp) / "model", policy=policy)
+        load = time.perf_counter() - t0
     pool = [e.text for e in load_train(corpus_dir)]
     # vary the texts so that no per-clause cache makes repeats free
     texts = [f"{pool[i % len(pool)]}（{i}）" for i in range(n)]
-    with _one_thread():
+    with threadpool_limits(limits=1):  # the per-text products are small: one core, explicitly
         t0 = time.perf_counter()
         for start in range(0, n, 256):
             triage_many(classifier, policy, texts[start : start + 256])
@@ -240,8 +250,8 @@ def benchmark(n: int = 5000, corpus_dir: Path | None = None, cache_dir: Path | N
     lengths = Counter(len(t) for t in texts)
     mean_len = sum(k * v for k, v in lengths.items()) / n
     return {
-        "cold_load_seconds": round(cold, 3),
-        "warm_load_seconds": round(warm, 3),
+        "build_seconds": round(build, 3),
+        "load_seconds": round(load, 3),
         "texts": float(n),
         "mean_chars": round(mean_len, 1),
         "seconds": round(elapsed, 3),

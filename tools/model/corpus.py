@@ -5,7 +5,6 @@ rules or the model, and never trained or tuned on."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -13,14 +12,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
 
-# shared/domain/classification/corpus.py -> repository root is three levels above `shared`
-DEFAULT_CORPUS_DIR = Path(__file__).resolve().parents[3] / "data" / "corpus"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # tools/model/corpus.py
+DEFAULT_CORPUS_DIR = REPO_ROOT / "data" / "corpus"
 DEFAULT_BLIND_DIR = DEFAULT_CORPUS_DIR.parent / "blind"
-
-
-def default_corpus_dir() -> Path:
-    env = os.environ.get("TRIAGE_CORPUS_DIR")
-    return Path(env) if env else DEFAULT_CORPUS_DIR
 
 
 class CorpusError(ValueError):
