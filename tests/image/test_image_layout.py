@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import infra
 from shared.domain.classification.artefact import read_manifest
 from tests.image.dockerfile import DockerIgnore, Stage, copy_step, parse_dockerfile
+from tools import infra
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,8 @@ def test_the_final_stage_holds_the_services_and_the_built_model_only(
 
 def _import_check(cwd: Path, site: Path, model: Path) -> dict[str, object]:
     done = subprocess.run([sys.executable, "-c", IMPORT_CHECK], cwd=cwd, capture_output=True, text=True,
-                          env=_clean_env(PYTHONPATH=str(site), MODEL_DIR=str(model)), timeout=120)
+                          env=_clean_env(PYTHONPATH=str(site), MODEL_DIR=str(model),
+                                         COMPLAINANT_KEY_SECRET=secrets.token_urlsafe(48)), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result

@@ -59,7 +59,7 @@ def test_the_tools_import_no_cycle() -> None:
 
 def test_one_module_names_the_repository() -> None:
     finding = [path.relative_to(paths.REPO_ROOT).as_posix() for path in TOOLS.rglob("*.py")
-               if re.search(r"__file__|parents\[", path.read_text(encoding="utf-8"))]
+               if re.search(r"Path\(__file__\)|parents\[", path.read_text(encoding="utf-8"))]
     assert finding == ["tools/paths.py"]
     assert (paths.DEPLOY_DIR / "kafka" / "pom.xml").is_file() and paths.CORPUS_DIR.is_dir()
 
@@ -78,6 +78,8 @@ def test_the_product_neither_imports_nor_ships_the_tools() -> None:
     assert not any(pattern.startswith("tools") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"])
     assert "scripts" not in project["project"]  # a `triage` script would name a module the wheel lacks
     dockerfile = (paths.DEPLOY_DIR / "Dockerfile").read_text(encoding="utf-8")
-    assert re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE) == ["pyproject.toml", "shared", "services"]
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]  # the build stage trains the model with tools/model
+    assert re.findall(r"^COPY (\S+)", final_stage, re.MULTILINE) == ["pyproject.toml", "shared", "services",
+                                                                    "--from=build"]
     ignored = (paths.DEPLOY_DIR / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
-    assert not any(line.startswith("!tools") for line in ignored)
+    assert [line for line in ignored if line.startswith("!tools")] == ["!tools/__init__.py", "!tools/paths.py", "!tools/model/**"]

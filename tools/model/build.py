@@ -41,8 +41,9 @@ from shared.domain.classification.model import FEATURE_VERSION
 from shared.domain.classification.policy import Policy, load_policy
 from shared.domain.classification.rules import DEFAULT_RULES_PATH, RuleEngine, load_rules_file
 from shared.domain.classification.text import words_digest
-from tools.model.corpus import DEFAULT_CORPUS_DIR, REPO_ROOT, CorpusError, red_team_files, train_files
+from tools.model.corpus import DEFAULT_CORPUS_DIR, CorpusError, red_team_files, train_files
 from tools.model.training import fit_categories, fit_danger, segmenter_dictionary
+from tools.paths import REPO_ROOT
 
 DEFAULT_MODEL_DIR = REPO_ROOT / "model"
 # the code whose change changes the fitted models or the files: its bytes are the model's code version

@@ -11,9 +11,9 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from shared.domain.triage import Category, DangerKind, RiskFlag, Unit, Urgency
+from tools.paths import CORPUS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # tools/model/corpus.py
-DEFAULT_CORPUS_DIR = REPO_ROOT / "data" / "corpus"
+DEFAULT_CORPUS_DIR = CORPUS_DIR
 DEFAULT_BLIND_DIR = DEFAULT_CORPUS_DIR.parent / "blind"
 
 
