@@ -8,7 +8,7 @@ work done. A case is saved only from the version it was loaded at; a writer that
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -50,9 +50,14 @@ class ReceiptBook(Protocol):
 class RepeatIndex(Protocol):
     """The recent cases filed under each repeat key (a complainant's keyed hash, or the exact words)."""
 
-    async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]: ...
+    async def file_under(self, keys: Sequence[str], case_id: str) -> dict[str, list[str]]:
+        """File a case under its keys, and say which cases each key named before (most recent last): one
+        trip per key for the look-up and the filing both. A key remembers only its most recent cases."""
+        ...
 
-    async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None: ...
+    async def unfile(self, keys: Sequence[str], case_id: str) -> None:
+        """Take a filing back: the report joined an open case instead of opening its own."""
+        ...
 
 
 class TimerBook(Protocol):

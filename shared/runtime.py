@@ -87,6 +87,8 @@ class Service:
             # No idempotent producer: consumers are idempotent anyway, and a broker that restarts without
             # its producer state leaves an idempotent producer retrying an out-of-order sequence forever.
             acks="all",
+            # FastStream logs every message received and processed; at INFO that is two lines per event.
+            log_level=logging.DEBUG,
         )
         self.storage = MongoStorage.from_settings(self.settings, name)
         self.backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)

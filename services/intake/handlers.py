@@ -102,7 +102,7 @@ class Destination:
     text: str
     key: str | None
     own: str
-    filed: dict[str, list[str]]
+    keys: list[str]  # the repeat keys the matter was filed under
     target: str
     match: RepeatMatch | None
 
@@ -115,9 +115,12 @@ async def destination(event: ChannelEvent, text: str, deps: Intake, now: datetim
                       siblings: frozenset[str] = frozenset()) -> Destination:
     key = key_of(event, deps.settings)
     own = case_id_for(event.channel, event.event_id)
-    filed = await deps.storage.repeats.cases_under(repeat_keys(key, text))
+    keys = repeat_keys(key, text)
+    # Filed at once, before it is known whether the report repeats an open case: one trip per key for the
+    # look-up and the filing both. A report that joins another case takes its filing back.
+    filed = await deps.storage.repeats.file_under(keys, own)
     target, match = await _repeated_case(event, text, key, own, filed, siblings - {own}, deps, now)
-    return Destination(event, text, key, own, filed, target, match)
+    return Destination(event, text, key, own, keys, target, match)
 
 
 async def deliver(d: Destination, deps: Intake, now: datetime, matter: Matter | None = None,
@@ -127,13 +130,13 @@ async def deliver(d: Destination, deps: Intake, now: datetime, matter: Matter | 
     storage, channel = deps.storage, d.event.channel.value
     if not d.is_new:
         await join_case(storage, d, now, linked)
+        await storage.repeats.unfile(d.keys, d.own)
         CASES_RECEIVED.labels(channel, "merged" if d.match else "redelivered").inc()
         return d.target
     case, change = Case.receive(d.event, case_id=d.own, text=d.text, complainant_key=d.key, now=now, matter=matter)
     if linked:
         change += case.link(*linked, now)
     first_time = await storage.cases.add(case, change)
-    await storage.repeats.file_under(d.filed, d.own)
     if not first_time:  # a redelivery: announce the case as it was first received
         change.events = [received_event(await storage.cases.get(d.own) or case, d.event)]
     for announced in change.events:
@@ -145,12 +148,15 @@ async def deliver(d: Destination, deps: Intake, now: datetime, matter: Matter | 
 async def _repeated_case(event: ChannelEvent, text: str, key: str | None, own: str, filed: dict[str, list[str]],
                          siblings: frozenset[str], deps: Intake, now: datetime) -> tuple[str, RepeatMatch | None]:
     """The case this report goes to: its own, or an open one it repeats. Most reports have no case filed
-    under their keys, and cost no search. A redelivery keeps the answer it was first given."""
-    if not any(filed.values()) or any(own in cases for cases in filed.values()):
+    under their keys before them, and cost no search. A redelivery keeps the answer it was first given: the
+    case it joined (its receipt says which), or its own (already filed under its keys)."""
+    if not any(filed.values()):
         return own, None
     known = await deps.storage.receipts.case_of(receipt_of(event))
     if known is not None:
         return known, None
+    if any(own in cases for cases in filed.values()):
+        return own, None
     others = list(dict.fromkeys(c for cases in filed.values() for c in cases[-CANDIDATES:] if c not in siblings))
     candidates = await deps.storage.cases.fingerprints([own, *others])
     if any(c.case_id == own for c in candidates):  # opened before a crash kept it from being filed

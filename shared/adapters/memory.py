@@ -3,7 +3,7 @@ adapter (ids decide, a case saves only from the version it was loaded at), none 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -65,15 +65,19 @@ class MemoryRepeatIndex:
     def __init__(self) -> None:
         self.stored: dict[str, list[str]] = {}
 
-    async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        return {key: list(self.stored.get(key, [])) for key in keys}
-
-    async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None:
-        for key in filed:
+    async def file_under(self, keys: Sequence[str], case_id: str) -> dict[str, list[str]]:
+        before = {key: list(self.stored.get(key, [])) for key in keys}
+        for key in keys:
             cases = self.stored.setdefault(key, [])
             if case_id not in cases:
                 cases.append(case_id)
             del cases[:-MAX_KEYED_CASES]
+        return before
+
+    async def unfile(self, keys: Sequence[str], case_id: str) -> None:
+        for key in keys:
+            if case_id in self.stored.get(key, []):
+                self.stored[key].remove(case_id)
 
 
 class MemoryTimerBook:

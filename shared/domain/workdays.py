@@ -216,10 +216,7 @@ class Calendar:
     def _package_workday(self, day: date) -> bool | None:
         if not self._use_package or _cc is None:
             return None
-        try:
-            return bool(_cc.is_workday(day))
-        except NotImplementedError:  # the package raises this for years it has no data for
-            return None
+        return _package_says(day)
 
     def _report(self, years: Iterable[int]) -> None:
         for year in sorted(years):
@@ -236,6 +233,16 @@ class Calendar:
                     self._on_unknown_year(year)
                 except Exception:  # a failing metrics hook must not break deadline arithmetic
                     logger.warning("on_unknown_year hook failed for %d", year, exc_info=True)
+
+
+@lru_cache(maxsize=4096)
+def _package_says(day: date) -> bool | None:
+    """The package's answer for a day, kept: every routed case asks about the same few weeks, and the package
+    validates each date anew."""
+    try:
+        return bool(_cc.is_workday(day)) if _cc is not None else None
+    except NotImplementedError:  # the package raises this for years it has no data for
+        return None
 
 
 def load_calendar(

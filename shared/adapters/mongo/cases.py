@@ -4,7 +4,7 @@ ferretdb.py for why), so each is a primary-key lookup on either server."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from pymongo import ReturnDocument, UpdateOne
@@ -91,20 +91,22 @@ class MongoRepeatIndex:
     def __init__(self, keys: AsyncCollection[Document]) -> None:
         self.collection = keys
 
-    async def cases_under(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        keys = list(keys)
-        docs = await asyncio.gather(*(self.collection.find_one({"_id": key}) for key in keys))
-        return {key: list((doc or {}).get("cases", [])) for key, doc in zip(keys, docs, strict=True)}
+    async def file_under(self, keys: Sequence[str], case_id: str) -> dict[str, list[str]]:
+        before = await asyncio.gather(*(self.collection.find_one_and_update(
+            {"_id": key}, {"$addToSet": {"cases": case_id}}, upsert=True, return_document=ReturnDocument.BEFORE,
+        ) for key in keys))
+        filed = {key: list((doc or {}).get("cases", [])) for key, doc in zip(keys, before, strict=True)}
+        # A flood of reports from one number must not make every look-up slower: keep the most recent.
+        trims = [UpdateOne({"_id": key}, {"$set": {"cases": _recent([c for c in cases if c != case_id], case_id)}})
+                 for key, cases in filed.items() if len(cases) >= MAX_KEYED_CASES]
+        if trims:
+            await self.collection.bulk_write(trims, ordered=False)
+        return filed
 
-    async def file_under(self, filed: Mapping[str, list[str]], case_id: str) -> None:
-        """One write for all keys; a key remembers only its most recent cases, so a flood of reports from
-        one number cannot make every lookup slower."""
-        writes: list[UpdateOne] = []
-        for key, cases in filed.items():
-            if len(cases) < MAX_KEYED_CASES:
-                writes.append(UpdateOne({"_id": key}, {"$addToSet": {"cases": case_id}}, upsert=True))
-            elif case_id not in cases:
-                recent = [*cases[-(MAX_KEYED_CASES - 1):], case_id]
-                writes.append(UpdateOne({"_id": key}, {"$set": {"cases": recent}}, upsert=True))
-        if writes:
-            await self.collection.bulk_write(writes, ordered=False)
+    async def unfile(self, keys: Sequence[str], case_id: str) -> None:
+        await self.collection.bulk_write([UpdateOne({"_id": key}, {"$pull": {"cases": case_id}}) for key in keys],
+                                         ordered=False)
+
+
+def _recent(cases: list[str], case_id: str) -> list[str]:
+    return [*cases[-(MAX_KEYED_CASES - 1):], case_id]

@@ -47,8 +47,10 @@ def entry_document(entry: TimelineEntry) -> Document:
 
 
 def case_document(case: Case, entries: Iterable[TimelineEntry]) -> Document:
-    """A new case as inserted, with its first timeline entries."""
-    doc = case_fields(case, Case.model_fields.keys() - {"id", "timeline_ids"})
+    """A new case as inserted, with its first timeline entries; a field not known yet is left out, not null
+    (FerretDB rewrites the whole document at every update, so every byte is paid for again)."""
+    doc = {k: v for k, v in case_fields(case, Case.model_fields.keys() - {"id", "timeline_ids"}).items()
+           if v is not None}
     listed = [entry_document(e) for e in entries]
     return {"_id": case.id, **doc, "timeline": listed, "timeline_ids": [e["id"] for e in listed]}
 
