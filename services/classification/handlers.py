@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from shared.domain.classification import Classifier
+from shared.domain.triage import Assessment
 from shared.events import CaseClassified, CaseClassifiedPayload, CaseReceived
 from shared.handling import parse_event
 from shared.metrics import CASES_CLASSIFIED
 
 Emit = Callable[[CaseClassified], Awaitable[None]]
+Assess = Callable[[str, str | None, int], Awaitable[Assessment]]
 
 
-async def classify(body: bytes, *, emit: Emit, classifier: Classifier, max_bytes: int) -> CaseClassified:
+async def classify(body: bytes, *, emit: Emit, assess: Assess, max_bytes: int) -> CaseClassified:
     received = parse_event(body, CaseReceived, max_bytes=max_bytes)
     p = received.payload
-    assessment = classifier.assess(p.text, received.source_channel.value, repeat_count=p.repeat_count)
+    assessment = await assess(p.text, received.source_channel.value, p.repeat_count)
     event = received.follow_up(CaseClassified, CaseClassifiedPayload(assessment=assessment), "classified")
     await emit(event)
     CASES_CLASSIFIED.labels(assessment.category.value, assessment.urgency.value).inc()

@@ -5,6 +5,7 @@ import logging
 from faststream.kafka.annotations import KafkaMessage
 
 from services.classification import handlers
+from services.classification.batching import AssessmentBatcher
 from shared import topics
 from shared.domain.classification import Classifier, ModelError
 from shared.events import CaseClassified
@@ -19,6 +20,7 @@ try:
 except ModelError as exc:  # without its model this service cannot classify anything: do not start
     log.critical("%s", exc)
     raise SystemExit(f"classification: {exc}") from None
+assessments = AssessmentBatcher(classifier)
 
 
 async def emit(event: CaseClassified) -> None:
@@ -26,7 +28,7 @@ async def emit(event: CaseClassified) -> None:
 
 
 async def work(body: bytes) -> None:
-    await handlers.classify(body, emit=emit, classifier=classifier, max_bytes=service.settings.max_event_bytes)
+    await handlers.classify(body, emit=emit, assess=assessments.assess, max_bytes=service.settings.max_event_bytes)
 
 
 @service.subscriber(topics.CASE_RECEIVED, title="case-received")
