@@ -19,12 +19,13 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from shared.config import Settings
 from shared.domain.case import Case, receipt_of
 from shared.domain.case_events import received_event
 from shared.domain.change import Matter
-from shared.domain.matters import TopicsOf, split_matters
+from shared.domain.matters import TopicsOf, may_hold_several, split_matters
 from shared.domain.repeats import CaseFingerprint, RepeatMatch, complainant_key, find_repeat, repeat_keys, signature_of
 from shared.events import ChannelEvent, Envelope, case_id_for, derive_event_id
 from shared.handling import Rejected, parse_event
@@ -51,9 +52,15 @@ def normalise_text(text: str) -> str:
 
 
 def read_channel_event(body: bytes, settings: Settings) -> ChannelEvent:
-    event = parse_event(body, ChannelEvent, max_bytes=settings.max_event_bytes)
-    if len(event.text) > settings.max_text_chars:
-        raise Rejected("text_too_long", f"{len(event.text)} characters, the limit is {settings.max_text_chars}")
+    return _read(body, settings.max_event_bytes, settings.max_text_chars)
+
+
+@lru_cache(maxsize=1024)
+def _read(body: bytes, max_bytes: int, max_text_chars: int) -> ChannelEvent:
+    """Kept for a while: a batch's events are read once to order them and again to take them in."""
+    event = parse_event(body, ChannelEvent, max_bytes=max_bytes)
+    if len(event.text) > max_text_chars:
+        raise Rejected("text_too_long", f"{len(event.text)} characters, the limit is {max_text_chars}")
     return event
 
 
@@ -79,8 +86,9 @@ async def take_in(body: bytes, deps: Intake, now: datetime) -> str:
     Where each matter goes is decided for all of them first, so every case is written once, already naming
     the others (a link written afterwards would race the routing of a case just announced)."""
     event = read_channel_event(body, deps.settings)
+    text = normalise_text(event.text)
     # the classifier behind `topics` is loaded and run off the event loop: the consumer keeps its heartbeat
-    matters = await asyncio.to_thread(split_matters, normalise_text(event.text), deps.topics)
+    matters = await asyncio.to_thread(split_matters, text, deps.topics) if may_hold_several(text) else [text]
     if len(matters) == 1:
         return await deliver(await destination(event, matters[0], deps, now), deps, now)
     parts = [event if index == 0 else event.model_copy(

@@ -48,6 +48,11 @@ _MARKER = re.compile(
 _FIRST_ITEM = re.compile(_BOUNDARY + r"(?:[1一](?:[.．、]|\)|）)|[(（][1一][)）])")
 
 
+def may_hold_several(text: str) -> bool:
+    """Whether a complaint has any marker of another matter: most have none, and need no splitting."""
+    return _MARKER.search(text) is not None
+
+
 def split_matters(text: str, topics: TopicsOf | None = None) -> list[str]:
     """The matters of one complaint, in order; a complaint of one matter comes back whole.
 
