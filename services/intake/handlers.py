@@ -94,7 +94,7 @@ async def take_in(body: bytes, deps: Intake, now: datetime) -> str:
     parts = [event if index == 0 else event.model_copy(
         update={"event_id": derive_event_id(event.event_id, f"matter{index + 1}")}) for index in range(len(matters))]
     own = frozenset(case_id_for(part.channel, part.event_id) for part in parts)
-    found = [await destination(part, text, deps, now, siblings=own) for part, text in zip(parts, matters, strict=True)]
+    found = [await destination(part, said, deps, now, siblings=own) for part, said in zip(parts, matters, strict=True)]
     targets = list(dict.fromkeys(d.target for d in found))  # two matters may join one open case
     for index, d in enumerate(found):
         await deliver(d, deps, now, Matter(index=index + 1, of=len(matters)),
