@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
-from shared.domain.triage import Category, RoutingDecision, Unit, Urgency
+from shared.domain.change import OpenDeadline
+from shared.domain.triage import Assessment, Category, RiskFlag, RoutingDecision, Unit, Urgency
 from shared.events import (
     AlertKind,
     CaseAlert,
@@ -23,12 +25,27 @@ from shared.events import (
     derive_event_id,
 )
 
-if TYPE_CHECKING:
-    from shared.domain.case import Case
-    from shared.domain.change import OpenDeadline
+
+class CaseFacts(Protocol):
+    """What the events say of a case (the `Case` aggregate, which builds them)."""
+
+    id: str
+    channel: str
+    text: str
+    location: str | None
+    received_at: datetime
+    complainant_key: str | None
+    repeat_count: int
+    category: Category | None
+    risk_flags: list[RiskFlag]
+    urgency: Urgency | None
+    routing_attempt: int
+    assessment: Assessment | None
+    excluded_units: list[Unit]
+    handback_reason: str | None
 
 
-def received_event(case: Case, event: ChannelEvent) -> CaseReceived:
+def received_event(case: CaseFacts, event: ChannelEvent) -> CaseReceived:
     return CaseReceived(
         event_id=derive_event_id(f"{event.channel.value}:{event.event_id}", "received"),
         case_id=case.id,
@@ -39,7 +56,7 @@ def received_event(case: Case, event: ChannelEvent) -> CaseReceived:
     )
 
 
-def _payload(case: Case, unit: Unit, urgency: Urgency, decision: RoutingDecision, attempt: int,
+def _payload(case: CaseFacts, unit: Unit, urgency: Urgency, decision: RoutingDecision, attempt: int,
              opened: Iterable[OpenDeadline]) -> CaseRoutedPayload:
     return CaseRoutedPayload(
         unit=unit, category=case.category or Category.OTHER, urgency=urgency, risk_flags=case.risk_flags,
@@ -49,14 +66,14 @@ def _payload(case: Case, unit: Unit, urgency: Urgency, decision: RoutingDecision
     )
 
 
-def routed_event(case: Case, cause: CaseClassified, decision: RoutingDecision, attempt: int,
+def routed_event(case: CaseFacts, cause: CaseClassified, decision: RoutingDecision, attempt: int,
                  opened: Iterable[OpenDeadline]) -> CaseRouted:
     """A case routed to a unit: for its desk's queue and the follow-up, which times the limits opened."""
     payload = _payload(case, decision.unit, decision.urgency, decision, attempt, opened)
     return cause.follow_up(CaseRouted, payload, f"routed{attempt}")
 
 
-def escalated_event(case: Case, cause_id: str, why: str) -> CaseRouted:
+def escalated_event(case: CaseFacts, cause_id: str, why: str) -> CaseRouted:
     """A case put in the command centre's queue outside normal routing, one urgency step higher."""
     urgency = (case.urgency or Urgency.NORMAL).raised()
     decision = RoutingDecision(unit=Unit.COMMAND, urgency=urgency, override=why, reasons=[])
@@ -66,7 +83,7 @@ def escalated_event(case: Case, cause_id: str, why: str) -> CaseRouted:
     )
 
 
-def reroute_event(case: Case, action: DeskAction, attempt: int) -> CaseClassified:
+def reroute_event(case: CaseFacts, action: DeskAction, attempt: int) -> CaseClassified:
     """A case handed back by a desk, to be routed again without that unit."""
     assert case.assessment is not None
     return action.follow_up(CaseClassified, CaseClassifiedPayload(
@@ -75,7 +92,7 @@ def reroute_event(case: Case, action: DeskAction, attempt: int) -> CaseClassifie
     ), "reroute")
 
 
-def alert_event(case: Case, cause_id: str, step: str, kind: AlertKind, unit: Unit, rule: str, due: str,
+def alert_event(case: CaseFacts, cause_id: str, step: str, kind: AlertKind, unit: Unit, rule: str, due: str,
                 traceparent: str | None = None) -> CaseAlert:
     return CaseAlert(
         event_id=derive_event_id(cause_id, step), case_id=case.id, source_channel=Channel(case.channel),

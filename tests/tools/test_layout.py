@@ -1,5 +1,5 @@
 """The development tooling stays apart from the product: the product never imports it nor ships it, the
-tools find the repository through one module, and their imports form no cycle."""
+tools find the repository through one module, and no imports form a cycle, in the tools or the product."""
 
 from __future__ import annotations
 
@@ -30,18 +30,23 @@ def imported(tree: ast.AST) -> set[str]:
     return names
 
 
-def tool_imports() -> dict[str, set[str]]:
-    modules = {module_name(path): path for path in TOOLS.rglob("*.py")}
+def imports_within(*folders: Path) -> dict[str, set[str]]:
+    modules = {module_name(path): path for folder in folders for path in folder.rglob("*.py")}
     return {name: imported(ast.parse(path.read_text(encoding="utf-8"))) & modules.keys()
             for name, path in modules.items()}
+
+
+def tool_imports() -> dict[str, set[str]]:
+    return imports_within(TOOLS)
 
 
 def test_only_the_entry_point_imports_the_command() -> None:
     assert {name for name, imports in tool_imports().items() if "tools.main" in imports} == {"tools.__main__"}
 
 
-def test_the_tools_import_no_cycle() -> None:
-    graph = tool_imports()
+def test_no_import_cycle_anywhere() -> None:
+    """Not in the tools, not in the product, not hidden in a function or behind TYPE_CHECKING."""
+    graph = imports_within(TOOLS, paths.REPO_ROOT / "shared", paths.REPO_ROOT / "services")
     done: set[str] = set()
 
     def visit(name: str, path: tuple[str, ...]) -> None:

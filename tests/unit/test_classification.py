@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.domain.classification import Classifier, Policy, load_policy, triage_text
+from shared.domain.classification import Classifier, Policy, load_policy
 from shared.domain.classification.artefact import FILES, read_manifest
+from shared.domain.classification.complaints import triage_text
 from shared.domain.classification.numbers import money_amounts, parse_chinese_number, people_counts
 from shared.domain.classification.rules import RulesError, load_rules_file
 from shared.domain.classification.text import normalize

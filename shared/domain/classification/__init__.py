@@ -3,7 +3,6 @@ pure domain code that only reads the built model (it never trains)."""
 
 from shared.domain.classification.artefact import ModelError
 from shared.domain.classification.classifier import Classifier
-from shared.domain.classification.complaints import triage_many, triage_text
 from shared.domain.classification.policy import Policy, PolicyError, load_policy
 
-__all__ = ["Classifier", "ModelError", "Policy", "PolicyError", "load_policy", "triage_many", "triage_text"]
+__all__ = ["Classifier", "ModelError", "Policy", "PolicyError", "load_policy"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.domain.classification import model as text_model
+import shared.domain.classification.model as text_model
 from shared.domain.classification.artefact import load_built
 from shared.domain.classification.danger import DangerDetector, DangerReading
 from shared.domain.classification.policy import Policy, load_policy

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from shared.domain.classification.classifier import Classifier
 from shared.domain.classification.policy import Policy
 from shared.domain.matters import split_matters
+from shared.domain.routing import route
 from shared.domain.triage import Assessment, Category, DangerKind, RoutingDecision, Unit
 
 Topic = tuple[Category, DangerKind | None]
@@ -31,7 +32,6 @@ def triage_text(
     repeat_count: int = 0,
 ) -> tuple[Assessment, RoutingDecision]:
     """Classify one text and route it: what the CLI, the services and the evaluation all call."""
-    from shared.domain.routing import route  # routing imports this package: import it when called
     assessment = classifier.assess(text, channel, repeat_count, policy=policy)
     return assessment, route(assessment, policy, excluded_units)
 
@@ -43,7 +43,6 @@ def triage_many(
     channels: Sequence[str | None] | None = None,
 ) -> list[tuple[Assessment, RoutingDecision]]:
     """Batched `triage_text` for throughput (one model call for the batch)."""
-    from shared.domain.routing import route  # routing imports this package: import it when called
     assessments = classifier.assess_many(texts, channels, policy=policy)
     return [(a, route(a, policy)) for a in assessments]
 
