@@ -157,7 +157,9 @@ async def _repeated_case(event: ChannelEvent, text: str, key: str | None, own: s
                          siblings: frozenset[str], deps: Intake, now: datetime) -> tuple[str, RepeatMatch | None]:
     """The case this report goes to: its own, or an open one it repeats. Most reports have no case filed
     under their keys before them, and cost no search. A redelivery keeps the answer it was first given: the
-    case it joined (its receipt says which), or its own (already filed under its keys)."""
+    case it joined (its receipt says which), or its own (already filed under its keys). A report whose
+    intake stopped between filing and claiming the repeat it matched comes back as a case of its own:
+    not merged, never lost."""
     if not any(filed.values()):
         return own, None
     known = await deps.storage.receipts.case_of(receipt_of(event))
@@ -167,7 +169,7 @@ async def _repeated_case(event: ChannelEvent, text: str, key: str | None, own: s
         return own, None
     others = list(dict.fromkeys(c for cases in filed.values() for c in cases[-CANDIDATES:] if c not in siblings))
     candidates = await deps.storage.cases.fingerprints([own, *others])
-    if any(c.case_id == own for c in candidates):  # opened before a crash kept it from being filed
+    if any(c.case_id == own for c in candidates):  # its own case, though a flood pushed it off its keys
         return own, None
     match = find_repeat(CaseFingerprint(own, key, signature_of(text), now), candidates,
                         timedelta(days=deps.settings.repeat_window_days))

@@ -4,6 +4,10 @@ A timer is filed under the day it falls due, in one of a few buckets per day (so
 `<day>#<bucket>` lists the timers due that day and those already finished. A cursor names the earliest
 day that may still hold unfinished timers, so a scan reads a few documents by key. Claims (who fires a
 timer now) live in their own small collection, deleted when the timer is done.
+
+A timer is finished per day: a routed event redelivered after its overdue timer fired files that timer
+again under today, and it falls due again. The case has the timer's entry on its timeline already, so
+nothing changes; the alert is published again under the same event id.
 """
 
 from __future__ import annotations
