@@ -34,12 +34,15 @@ Work = Callable[[Sequence["ConsumerRecord[bytes, bytes]"]], Awaitable[None]]
 
 class StoreWork:
     """The store work a hop of the pipeline cannot do without, one command per case per hop: the first hop
-    inserts the case's document, each later one updates it by _id (the store's cheapest lookup)."""
+    inserts the case's document, each later one updates it by _id (the store's cheapest lookup). The hops
+    keep as many commands in flight as the four services do together (FerretDB stops answering when too
+    many updates wait at once: shared/adapters/mongo/ferretdb.py)."""
 
-    def __init__(self, mongodb: str, database: str) -> None:
+    def __init__(self, mongodb: str, database: str, in_flight: int) -> None:
         from pymongo import AsyncMongoClient
 
-        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True)
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb, tz_aware=True,
+                                                                         maxPoolSize=in_flight)
         self.database = database
         self.cases = self.client[database]["cases"]
 

@@ -142,7 +142,9 @@ async def measure_store_bound(kafka: str, mongodb: str, database: str, events: l
                               partitions: int, processes: Processes, timeout: float) -> tuple[Phase, dict[str, Any]]:
     """The relays again, each hop doing its case's store work against the pipeline's own store, in a fresh
     database dropped after the run."""
-    store = StoreWork(mongodb, database)
+    from shared.config import get_settings
+
+    store = StoreWork(mongodb, database, in_flight=hops * get_settings().mongodb_max_connections)
     try:
         return await measure_raw(kafka, events, hops=hops, partitions=partitions, processes=processes,
                                  store=store, timeout=timeout)

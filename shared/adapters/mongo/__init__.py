@@ -46,6 +46,7 @@ class MongoStorage:
             serverSelectionTimeoutMS=5_000,
             connectTimeoutMS=5_000,
             appname=f"grievance-triage-{service}" if service else "grievance-triage",
+            maxPoolSize=settings.mongodb_max_connections,  # few enough for FerretDB: see ferretdb.py
             event_listeners=[StoreCommandCounter(service or "unknown")],
         )
         return cls(client, settings.mongodb_database)

@@ -7,6 +7,10 @@
   writes, and only the claim's owner writes. MongoDB alone would filter the update on the version.
 - The few documents many cases share (the timer index) are written by one writer at a time in this
   process, and the changes queued meanwhile go in one write (a group commit).
+- Its SQLite backend keeps 100 connections per database, and an update holds one while it asks for
+  another: with a hundred updates waiting at once, none gets its second and the database stops answering
+  for good (seen here under load). Each process therefore keeps a few commands in flight
+  (`Settings.mongodb_max_connections`, PyMongo's pool), so all processes together stay well below that.
 """
 
 from __future__ import annotations
