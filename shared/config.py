@@ -45,9 +45,9 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     mongodb_uri: str = "mongodb://127.0.0.1:27017"
     mongodb_database: str = "grievance_triage"
-    # Store commands one process keeps in flight (PyMongo's pool; more wait their turn). FerretDB on SQLite
-    # deadlocks once some hundred updates of one database wait at once (see shared/adapters/mongo/ferretdb.py).
-    mongodb_max_connections: int = Field(default=8, ge=1, le=100)
+    # Store commands one process keeps in flight (PyMongo's pool; more wait their turn). On FerretDB all
+    # processes together must stay under 100 (see shared/adapters/mongo/ferretdb.py): five at 16 do.
+    mongodb_max_connections: int = Field(default=16, ge=1, le=100)
     consumer_group_prefix: str = "triage"
 
     # Limits on what upstream may send; beyond them an event is dead-lettered with a reason.

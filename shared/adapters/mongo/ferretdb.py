@@ -10,7 +10,8 @@
 - Its SQLite backend keeps 100 connections per database, and an update holds one while it asks for
   another: with a hundred updates waiting at once, none gets its second and the database stops answering
   for good (seen here under load). Each process therefore keeps a few commands in flight
-  (`Settings.mongodb_max_connections`, PyMongo's pool), so all processes together stay well below that.
+  (`Settings.mongodb_max_connections`, PyMongo's pool), so that all processes together stay below 100:
+  the four services and the desk API at 16 each; lower it when services run several instances.
 """
 
 from __future__ import annotations
