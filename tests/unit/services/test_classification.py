@@ -5,12 +5,11 @@ for the store only so a dead letter can be seen (and so nothing else is seen wri
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker
 
 from services.classification import main
 from shared import topics
@@ -34,12 +33,6 @@ def storage(monkeypatch: pytest.MonkeyPatch) -> MemoryStorage:
     memory = MemoryStorage()
     monkeypatch.setattr(main.service, "storage", memory)
     return memory
-
-
-@pytest.fixture
-async def broker(storage: MemoryStorage) -> AsyncIterator[KafkaBroker]:
-    async with TestKafkaBroker(main.service.broker) as test_broker:
-        yield test_broker
 
 
 def classified() -> list[CaseClassified]:

@@ -4,12 +4,12 @@ timer scan reminds, marks overdue and escalates to the command centre."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker
 
 from services.followup import handlers, main, timers
 from services.routing.handlers import route_case
@@ -58,12 +58,6 @@ def storage(monkeypatch: pytest.MonkeyPatch) -> MemoryStorage:
                                                         calendar=default_calendar()))
     monkeypatch.setattr(main, "utcnow", lambda: NOW)
     return memory
-
-
-@pytest.fixture
-async def broker(storage: MemoryStorage) -> AsyncIterator[KafkaBroker]:
-    async with TestKafkaBroker(main.service.broker) as test_broker:
-        yield test_broker
 
 
 async def routed_case(storage: MemoryStorage, channel: Channel = Channel.HOTLINE_12345) -> CaseRouted:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker
 
 from services.intake import main
 from shared import topics
@@ -45,12 +44,6 @@ def storage(monkeypatch: pytest.MonkeyPatch) -> MemoryStorage:
     monkeypatch.setattr(main, "deps", dataclasses.replace(main.deps, storage=memory))
     monkeypatch.setattr(main, "utcnow", lambda: NOW)
     return memory
-
-
-@pytest.fixture
-async def broker(storage: MemoryStorage) -> AsyncIterator[KafkaBroker]:
-    async with TestKafkaBroker(main.service.broker) as test_broker:
-        yield test_broker
 
 
 def received() -> list[dict[str, Any]]:

@@ -4,12 +4,11 @@ routed topic with the deadlines it opened."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker
 
 from services.routing import main
 from shared import topics
@@ -61,12 +60,6 @@ def storage(monkeypatch: pytest.MonkeyPatch) -> MemoryStorage:
     monkeypatch.setattr(main, "calendar", default_calendar())
     monkeypatch.setattr(main, "utcnow", lambda: NOW)
     return memory
-
-
-@pytest.fixture
-async def broker(storage: MemoryStorage) -> AsyncIterator[KafkaBroker]:
-    async with TestKafkaBroker(main.service.broker) as test_broker:
-        yield test_broker
 
 
 def published(unit: Unit | None = None) -> list[CaseRouted]:
