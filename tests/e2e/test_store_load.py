@@ -11,6 +11,7 @@ import pytest
 
 from shared.adapters.mongo import MongoStorage
 from shared.config import Settings
+from shared.handling import Backoff, retry_transient
 from tools import infra
 
 pytestmark = [pytest.mark.e2e]
@@ -24,8 +25,11 @@ async def test_many_writes_at_once_all_finish(endpoints: infra.Endpoints) -> Non
         assert all(s.client.options.pool_options.max_pool_size == settings.mongodb_max_connections for s in storages)
         keys = [f"who:load-{k}" for k in range(12)]
 
-        async def report(n: int) -> None:  # a repeat-key filing: an update of a shared document, as intake does
-            await storages[n % 5].repeats.file_under([keys[n % 12]], f"GT-LOAD-{n}")
+        async def report(n: int) -> None:
+            """A repeat-key filing (an update of a shared document) as intake makes it: retried when a
+            concurrent upsert of the same key won the race."""
+            await retry_transient(lambda: storages[n % 5].repeats.file_under([keys[n % 12]], f"GT-LOAD-{n}"),
+                                  service="load", backoff=Backoff(0.05, 0.5))
 
         async with asyncio.timeout(180):
             await asyncio.gather(*(report(n) for n in range(1500)))
