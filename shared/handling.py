@@ -62,12 +62,15 @@ def is_transient(exc: BaseException) -> bool:
 
 # MongoDB's codes for an operation cut short by a shutdown or a step-down.
 _SHUTDOWN_CODES = {91, 11600, 11602}
+# FerretDB's internal errors (code 1) that pass: a request cut short as it stops (its context cancelled, or
+# its SQLite transaction rolled back under it), and SQLite busy with another writer.
+_FERRETDB_PASSING = ("context canceled", "transaction has already been committed or rolled back", "SQLITE_BUSY")
 
 
 def _server_stopping(exc: OperationFailure) -> bool:
     """A server going down answers the operations in flight with an error, not a dropped connection:
-    MongoDB with a shutdown code, FerretDB with an internal error for its cancelled request context."""
-    return exc.code in _SHUTDOWN_CODES or (exc.code == 1 and "context canceled" in str(exc))
+    MongoDB with a shutdown code, FerretDB with an internal error (see _FERRETDB_PASSING)."""
+    return exc.code in _SHUTDOWN_CODES or (exc.code == 1 and any(text in str(exc) for text in _FERRETDB_PASSING))
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ def test_a_lost_upsert_race_is_retried() -> None:
 
 @pytest.mark.parametrize("exc", [
     OperationFailure("[msg_update.go:133 handler.(*Handler).updateDocument] context canceled", 1),  # FerretDB stopping
+    OperationFailure("[db.go:167 fsql.(*DB).InTransaction] sql: transaction has already been committed or rolled back",
+                     1),  # FerretDB stopping under an update
+    OperationFailure("[collection.go:177 sqlite.(*collection).UpdateAll.func1] database is locked (5) (SQLITE_BUSY)", 1),
     OperationFailure("interrupted at shutdown", 11600),
     OperationFailure("shutdown in progress", 91),
 ])
