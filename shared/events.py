@@ -80,6 +80,11 @@ class ChannelEvent(_Strict):
     traceparent: Annotated[str, StringConstraints(max_length=128)] | None = None
 
 
+def receipt_of(event: ChannelEvent) -> str:
+    """The name of one incoming report: its channel and the channel's own event id."""
+    return f"{event.channel.value}:{event.event_id}"
+
+
 def case_id_for(channel: Channel | str, event_id: str) -> str:
     """The case a first report opens: derived from the event, so a redelivery finds the same case."""
     digest = hashlib.sha256(f"{Channel(channel).value}:{event_id}".encode()).hexdigest()

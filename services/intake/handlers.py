@@ -22,12 +22,12 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from shared.config import Settings
-from shared.domain.case import Case, receipt_of
+from shared.domain.case import Case
 from shared.domain.case_events import received_event
 from shared.domain.change import Matter
 from shared.domain.matters import TopicsOf, may_hold_several, split_matters
 from shared.domain.repeats import CaseFingerprint, RepeatMatch, complainant_key, find_repeat, repeat_keys, signature_of
-from shared.events import ChannelEvent, Envelope, case_id_for, derive_event_id
+from shared.events import ChannelEvent, Envelope, case_id_for, derive_event_id, receipt_of
 from shared.handling import Rejected, parse_event
 from shared.metrics import CASES_RECEIVED, REPEATS_MERGED
 from shared.ports import Storage

@@ -34,7 +34,7 @@ from shared.domain.lifecycle import (
 from shared.domain.repeats import RepeatMatch
 from shared.domain.triage import Assessment, Category, RiskFlag, RoutingDecision, Unit, Urgency
 from shared.domain.workdays import Calendar, local_date
-from shared.events import AlertKind, CaseClassified, ChannelEvent, DeskAction, Envelope
+from shared.events import AlertKind, CaseClassified, ChannelEvent, DeskAction, Envelope, receipt_of
 
 S = CaseStatus
 FINISHED = frozenset({S.RESOLVED, S.RETURN_VISIT, S.CLOSED})  # no timer bites a case that is done
@@ -381,8 +381,3 @@ class Case(BaseModel):
             events.append(escalated_event(self, cause, "overdue_escalation"))
         events.append(alert_event(self, cause, "alert", kind, unit, timer.rule, timer.due))
         return events
-
-
-def receipt_of(event: ChannelEvent) -> str:
-    """The name of one incoming report: its channel and the channel's own event id."""
-    return f"{event.channel.value}:{event.event_id}"

@@ -23,6 +23,7 @@ from shared.events import (
     DeskAction,
     OpenedDeadline,
     derive_event_id,
+    receipt_of,
 )
 
 
@@ -47,7 +48,7 @@ class CaseFacts(Protocol):
 
 def received_event(case: CaseFacts, event: ChannelEvent) -> CaseReceived:
     return CaseReceived(
-        event_id=derive_event_id(f"{event.channel.value}:{event.event_id}", "received"),
+        event_id=derive_event_id(receipt_of(event), "received"),
         case_id=case.id,
         source_channel=event.channel,
         traceparent=event.traceparent,

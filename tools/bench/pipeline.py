@@ -35,14 +35,14 @@ class StoreCheck:
         await self.storage.close()
 
     async def outcome(self, event: ChannelEvent) -> str:
-        from shared.events import case_id_for
+        from shared.events import case_id_for, receipt_of
 
         case_id = case_id_for(event.channel, event.event_id)
         async with self.limit:
             case = await self.storage.cases.get(case_id)
             if case is not None and "0" in case.routings:
                 return "routed"
-            joined = await self.storage.receipts.case_of(f"{event.channel.value}:{event.event_id}")
+            joined = await self.storage.receipts.case_of(receipt_of(event))
         return "merged" if joined is not None and joined != case_id else "missing"
 
     async def outcomes(self, events: list[ChannelEvent]) -> list[str]:
