@@ -89,7 +89,7 @@ class MemoryTimerBook:
 
     async def schedule(self, timers: Sequence[TimerSpec], today: date) -> None:
         for t in timers:
-            day = max(t.due_at.date(), today).isoformat()
+            day = t.filed_on(today)
             self.filed.setdefault(day, {})[t.id] = t
             self.day = min(day, self.day or day)
 

@@ -52,6 +52,11 @@ class TimerSpec:
         """The id names the deadline's due date, so an extension makes new timers, not changed ones."""
         return f"{self.case_id}:{self.rule}:{self.due}:{self.kind.value}"
 
+    def filed_on(self, today: date) -> str:
+        """The day a timer is filed under: the day it falls due, or today for one already overdue (a day
+        the scan has not left)."""
+        return max(self.due_at.date(), today).isoformat()
+
 
 def hotline_rule(category: Category) -> str:
     if category in _HOTLINE_CONSULT:

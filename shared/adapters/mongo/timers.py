@@ -52,15 +52,15 @@ class MongoTimerBook:
         if not timers:
             return
         filed: defaultdict[str, list[Document]] = defaultdict(list)
-        for t in timers:
-            day = max(t.due_at.date(), today).isoformat()
+        days = [t.filed_on(today) for t in timers]
+        for t, day in zip(timers, days, strict=True):
             filed[timer_bucket(day, t.id)].append(_spec_document(t))
         await self.commit.write(_INDEX, [(bucket, "timers", specs) for bucket, specs in filed.items()],
                                 self._write_index)
-        earliest = min(bucket.split("#")[0] for bucket in filed)
+        earliest = min(days)
         if self._cursor_at_most is None or self._cursor_at_most > earliest:
             await self.commit.write("timer_cursor", earliest, self._lower_cursor)
-            self._cursor_at_most = min(earliest, self._cursor_at_most or earliest)
+            self._cursor_at_most = earliest
 
     async def _write_index(self, changes: list[list[tuple[str, str, list[Any]]]]) -> None:
         adds: defaultdict[str, defaultdict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
