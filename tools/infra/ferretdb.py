@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tools import paths
 from tools.infra.component import DEFAULT_MONGO_PORT, LocalComponent
-from tools.infra.host import HOST, Progress, digest, flock, run_streaming, which
+from tools.infra.host import HOST, digest, flock, run_streaming, which
 
 FERRETDB_MODULE = paths.DEPLOY_DIR / "ferretdb"
 
@@ -22,16 +22,9 @@ class LocalFerretDB(LocalComponent):
     external_env = "MONGODB_URI"
     default_port = DEFAULT_MONGO_PORT
 
-    def __init__(
-        self,
-        state_dir: Path | str | None = None,
-        port: int | None = None,
-        *,
-        cache_dir: Path | str | None = None,
-        progress: Progress = print,
-    ) -> None:
-        super().__init__(state_dir, port, cache_dir=cache_dir, progress=progress)
-        self.data_dir = self.state_dir / "ferretdb-data"
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "ferretdb-data"
 
     @property
     def endpoint(self) -> str:
