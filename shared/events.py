@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -191,13 +192,16 @@ class DeskActionPayload(BaseModel):
 
     unit: Unit = Field(description="The desk acting; it must be the unit the case is with.")
     action: Action
-    actor: SafeId = Field(description="The desk user, for the audit trail.")
+    actor: Annotated[CleanText, Field(min_length=1, max_length=64)] = Field(
+        description="The officer acting (their name as they signed in), for the audit trail.")
     note: Annotated[CleanText, Field(max_length=2000)] | None = None
     reason: Annotated[CleanText, Field(max_length=500)] | None = Field(
         default=None, description="Required to hand back (why the unit is wrong) and to request an extension."
     )
     extension_days: Annotated[int, Field(ge=1, le=30)] | None = None
     satisfaction: Satisfaction | None = Field(default=None, description="Required for a return visit.")
+    amount: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = Field(
+        default=None, description="The sum a mediation agreement settles (元), if any; record_agreement only.")
 
 
 class DeskAction(Envelope):

@@ -216,7 +216,8 @@ class Case(BaseModel):
         p = action.payload
         view = CaseView(status=self.status, unit=self.unit.value if self.unit else None,
                         extension_used=self.extension_used)
-        check_desk_action(view, unit=p.unit.value, action=p.action, reason=p.reason, satisfaction=p.satisfaction)
+        check_desk_action(view, unit=p.unit.value, action=p.action, reason=p.reason, satisfaction=p.satisfaction,
+                          answer=p.note)
 
     def act(self, action: DeskAction, now: datetime, calendar: Calendar) -> Change:
         """Apply a desk's action (TransitionRejected if it may not be taken now). Applied before: its
@@ -269,8 +270,9 @@ class Case(BaseModel):
 
     def agree(self, action: DeskAction, now: datetime) -> Change:
         """A mediation agreement (调解协议) is recorded."""
-        return self._step(action, now, lambda change: self._set(change, agreement={"note": action.payload.note,
-                                                                                   "at": now}))
+        p = action.payload
+        agreement = {"note": p.note, "amount": str(p.amount) if p.amount is not None else None, "at": now}
+        return self._step(action, now, lambda change: self._set(change, agreement=agreement))
 
     def resolve(self, action: DeskAction, now: datetime) -> Change:
         """办结: done; every limit still open is met."""

@@ -115,6 +115,7 @@ def check_desk_action(
     action: Action,
     reason: str | None = None,
     satisfaction: Satisfaction | None = None,
+    answer: str | None = None,
 ) -> Transition:
     """Whether a desk may take this action on this case now; TransitionRejected says why not."""
     if action not in DESK_ACTIONS:
@@ -123,6 +124,8 @@ def check_desk_action(
         raise TransitionRejected(action, case.status, f"the case is with {case.unit}, not {unit}")
     if action in (Action.HAND_BACK, Action.REQUEST_EXTENSION) and not (reason and reason.strip()):
         raise TransitionRejected(action, case.status, f"{action.value} needs a reason")
+    if action is Action.RESOLVE and not (answer and answer.strip()):
+        raise TransitionRejected(action, case.status, "resolve needs the answer given to the complainant (note)")
     if action is Action.REQUEST_EXTENSION:
         if unit != "visitor":
             raise TransitionRejected(action, case.status, "only petitions (visitor cases) can be extended")

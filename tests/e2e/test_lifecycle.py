@@ -84,7 +84,7 @@ async def test_a_petition_through_every_step_to_closure(
     assert (await act(desk, db, "visitor", cid, "return_visit", satisfaction="dissatisfied"))["outcome"] == "applied"
     assert await status_of(db, cid) == "reopened"
     assert (await act(desk, db, "visitor", cid, "accept"))["outcome"] == "applied"
-    assert (await act(desk, db, "visitor", cid, "resolve"))["outcome"] == "applied"
+    assert (await act(desk, db, "visitor", cid, "resolve", note="已再次答复"))["outcome"] == "applied"
     assert (await act(desk, db, "visitor", cid, "return_visit", satisfaction="satisfied"))["outcome"] == "applied"
     assert await status_of(db, cid) == "closed"
     assert all(d.get("met_at") for d in (await db.cases.find_one({"_id": cid}) or {})["deadlines"].values())

@@ -4,6 +4,7 @@ the same cause changes nothing and publishes the same events again."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -124,14 +125,25 @@ def test_the_desk_lifecycle_accept_resolve_and_a_dissatisfied_visit_reopens() ->
     case = routed_case()
     accepted = case.act(desk(Action.ACCEPT, Unit.MEDIATION), NOW, CAL)
     assert case.status is CaseStatus.ACCEPTED and [d.rule for d in accepted.deadlines] == ["mediation.resolve"]
-    case.act(desk(Action.RESOLVE, Unit.MEDIATION, "da-2"), NOW, CAL)
+    case.act(desk(Action.RESOLVE, Unit.MEDIATION, "da-2", note="已调解并答复"), NOW, CAL)
     assert case.status is CaseStatus.RESOLVED and not case.open_rules()
     case.act(desk(Action.RETURN_VISIT, Unit.MEDIATION, "da-3", satisfaction=Satisfaction.DISSATISFIED), NOW, CAL)
     assert case.status is CaseStatus.REOPENED and case.reopen_count == 1
     case.act(desk(Action.ACCEPT, Unit.MEDIATION, "da-4"), NOW, CAL)
-    case.act(desk(Action.RESOLVE, Unit.MEDIATION, "da-5"), NOW, CAL)
+    case.act(desk(Action.RESOLVE, Unit.MEDIATION, "da-5", note="已调解并答复"), NOW, CAL)
     case.act(desk(Action.RETURN_VISIT, Unit.MEDIATION, "da-6", satisfaction=Satisfaction.SATISFIED), NOW, CAL)
     assert case.status is CaseStatus.CLOSED and case.closed_at == NOW
+
+
+def test_resolving_needs_the_answer_and_an_agreement_keeps_its_amount() -> None:
+    case = routed_case()
+    case.act(desk(Action.ACCEPT, Unit.MEDIATION), NOW, CAL)
+    with pytest.raises(TransitionRejected, match="answer"):
+        case.act(desk(Action.RESOLVE, Unit.MEDIATION, "da-2", note="  "), NOW, CAL)
+    case.act(desk(Action.RECORD_AGREEMENT, Unit.MEDIATION, "da-3", note="分期偿还", amount=Decimal("12000.50")), NOW, CAL)
+    assert case.agreement == {"note": "分期偿还", "amount": "12000.50", "at": NOW}
+    named = DeskActionPayload(unit=Unit.MEDIATION, action=Action.PROGRESS_NOTE, actor="王调解员")  # an officer's name
+    assert named.actor == "王调解员"
 
 
 def test_an_action_applied_before_changes_nothing_again() -> None:

@@ -158,8 +158,8 @@ async def test_accept_resolve_and_a_satisfied_return_visit_close_the_case(
 
 async def test_a_dissatisfied_return_visit_reopens_the_case(broker: KafkaBroker, storage: MemoryStorage) -> None:
     await routed_and_timed(broker, storage)
-    for event_id, action in (("act-1", Action.ACCEPT), ("act-2", Action.RESOLVE)):
-        await act(broker, event_id, action)
+    await act(broker, "act-1", Action.ACCEPT)
+    await act(broker, "act-2", Action.RESOLVE, note="已答复来访人")
 
     await act(broker, "act-3", Action.RETURN_VISIT, satisfaction=Satisfaction.DISSATISFIED)
     reopened = case(storage)
@@ -209,7 +209,7 @@ async def test_a_refused_action_is_recorded_with_its_reason(broker: KafkaBroker,
     await routed_and_timed(broker, storage)
     before = case(storage).model_copy(deep=True)
 
-    await act(broker, "act-early", Action.RESOLVE)
+    await act(broker, "act-early", Action.RESOLVE, note="已答复")
 
     record = await storage.actions.get("act-early")
     assert record is not None and record["outcome"] == "rejected"
@@ -230,14 +230,14 @@ async def test_a_refused_action_is_recorded_with_its_reason(broker: KafkaBroker,
 
 async def test_a_redelivered_action_changes_nothing(broker: KafkaBroker, storage: MemoryStorage) -> None:
     await routed_and_timed(broker, storage)
-    await act(broker, "act-early", Action.RESOLVE)  # refused: the case is not accepted yet
+    await act(broker, "act-early", Action.RESOLVE, note="已答复")  # refused: the case is not accepted yet
     await act(broker, "act-1", Action.ACCEPT)
     accepted = case(storage).model_copy(deep=True)
     records = dict(storage.actions.stored)
     timers_filed = {day: dict(by_id) for day, by_id in storage.timers.filed.items()}
 
     await act(broker, "act-1", Action.ACCEPT)
-    await act(broker, "act-early", Action.RESOLVE)  # allowed now, but it was decided once: refused
+    await act(broker, "act-early", Action.RESOLVE, note="已答复")  # allowed now, but it was decided once: refused
 
     assert case(storage) == accepted  # same status, version and timeline
     assert accepted.status is CaseStatus.ACCEPTED and accepted.resolved_at is None
