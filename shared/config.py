@@ -78,8 +78,12 @@ class Settings(BaseSettings):
 
     # The desk API. DESK_TOKENS='{"<secret>": "police", ...}'; several tokens per unit allow rotation.
     desk_tokens: dict[str, Unit] = Field(default_factory=dict, repr=False)
-    # Cases read per queue request before sorting by deadline in Python (FerretDB has no $min over a map).
-    desk_queue_scan_limit: int = Field(default=1000, ge=50, le=10_000)
+    # A desk officer's session lasts a shift; signing out ends it at once.
+    desk_session_hours: float = Field(default=10.0, gt=0, le=24)
+    # Behind TLS (as a deployment should be) the session cookie is sent over HTTPS only.
+    desk_secure_cookies: bool = False
+    # Where the browser libraries fetched from the npm registry are (`triage assets`); the image sets it.
+    desk_assets_dir: Path | None = None
     desk_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     desk_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
 

@@ -63,3 +63,17 @@ def disclose(complainant: Mapping[str, Any] | None, unit: Unit) -> dict[str, str
         elif visibility is Visibility.MASKED:
             shown[field] = masker(value)
     return shown
+
+
+def masked(complainant: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The complainant as every desk first sees them: each field masked, whatever the unit may reveal."""
+    if not complainant:
+        return None
+    return {field: masker(value) for field, masker in _MASKERS.items()
+            if isinstance(value := complainant.get(field), str) and value}
+
+
+def may_reveal(unit: Unit) -> bool:
+    """Whether revealing shows this unit more than the masked view."""
+    policy = DISCLOSURE[unit]
+    return Visibility.FULL in (policy.name, policy.phone, policy.id_number)

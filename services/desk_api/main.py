@@ -1,47 +1,57 @@
-"""Desk API deployment: `uvicorn services.desk_api.main:app`.
+"""The desk app: the workbench pages and the JSON API, one FastAPI app. `uvicorn services.desk_api.main:app`.
 
-Wires the routes to the real case store (MongoDB or FerretDB, through the MongoDB adapter) and to Kafka (a
-FastStream KafkaBroker used only to publish). Kafka being down does not stop the desks from reading:
-the broker is connected at start-up if it can be, and again on the next action if it could not.
+FastAPI gives validation and the OpenAPI document (/openapi.json) from the same models. Its bundled
+/docs pages load their scripts from a CDN, which district networks cannot reach: they are switched off.
+Reads come from the case store; actions go to Kafka (a FastStream KafkaBroker used only to publish).
+Kafka being down does not stop the desks from reading: the broker is connected again on the next action.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
-from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from services.desk_api import api, errors, pages
 from services.desk_api.auth import TokenAuthority
-from services.desk_api.handlers import DeskStore, Publish, PublishFailed, build_app
-from services.desk_api.models import SUMMARY_FIELDS
+from services.desk_api.context import Context
+from services.desk_api.handlers import Desk, DeskStore, Publish, PublishFailed
+from services.desk_api.sessions import Sessions
 from shared import topics
 from shared.adapters.mongo import MongoDeskReads, MongoStorage
 from shared.config import Settings, get_settings, refuse_unsafe
+from shared.domain.workdays import default_calendar
 from shared.events import DeskAction
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
-
+STATIC = Path(__file__).parent / "static"
+# Pages load only what this app serves; no frame may hold them (clickjacking a 签收 button).
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin", "X-Content-Type-Options": "nosniff",
+}
 
 
 class KafkaPublisher:
     """Publishes desk actions keyed by case id, so one case's actions stay in order on one partition."""
 
     def __init__(self, bootstrap_servers: str, timeout: float) -> None:
-        self.broker = KafkaBroker(
-            bootstrap_servers,
-            client_id="triage-desk-api",
-            acks="all",  # an accepted action survives a broker restart
-        )
+        self.broker = KafkaBroker(bootstrap_servers, client_id="triage-desk-api",
+                                  acks="all")  # an accepted action survives a broker restart
         self.timeout = timeout
         self._connected = False
         self._lock = asyncio.Lock()
@@ -68,11 +78,8 @@ class KafkaPublisher:
         if not await self.connect():
             raise PublishFailed("broker not connected")
         try:
-            await asyncio.wait_for(
-                self.broker.publish(event, topics.DESK_ACTIONS, key=event.case_id.encode(),
-                                    headers={"event-type": event.event_type}),
-                self.timeout,
-            )
+            await asyncio.wait_for(self.broker.publish(event, topics.DESK_ACTIONS, key=event.case_id.encode(),
+                                                       headers={"event-type": event.event_type}), self.timeout)
         except Exception as exc:
             raise PublishFailed(type(exc).__name__) from exc
 
@@ -84,7 +91,7 @@ class KafkaPublisher:
 
 
 class _Metrics:
-    """prometheus_client's app as a Starlette endpoint (a plain function would be taken for a handler)."""
+    """prometheus_client's app as a route (a plain function would be taken for a request handler)."""
 
     def __init__(self) -> None:
         self.app = make_asgi_app(registry=REGISTRY)
@@ -98,7 +105,8 @@ def create_app(
     *,
     store: DeskStore | None = None,
     publish: Publish | None = None,
-) -> Starlette:
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
     """The app; tests pass `store` and `publish` fakes, a deployment lets it build the real ones."""
     settings = refuse_unsafe(settings or get_settings(), "desk-api", serves_desks=True)
     authority = TokenAuthority(settings.desk_tokens)
@@ -106,13 +114,13 @@ def create_app(
     kafka: KafkaPublisher | None = None
     if store is None:
         storage = MongoStorage.from_settings(settings, "desk_api")
-        store = MongoDeskReads(storage, SUMMARY_FIELDS)
+        store = MongoDeskReads(storage)
     if publish is None:
         kafka = KafkaPublisher(settings.kafka_bootstrap_servers, settings.desk_publish_timeout_seconds)
         publish = kafka
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if storage is not None:  # a deployment, not a test: it owns the process's logging
             configure_logging("desk-api", settings.log_level)
         if authority.empty:  # DEV_MODE only: refuse_unsafe stops a deployment without tokens
@@ -127,21 +135,48 @@ def create_app(
             if storage is not None:
                 await storage.close()
 
-    return build_app(
-        store, publish, authority,
-        scan_limit=settings.desk_queue_scan_limit,
-        max_body_bytes=settings.desk_max_body_bytes,
-        extra_routes=[Route("/metrics", _Metrics(), methods=["GET"])],
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="Grievance triage: desk API", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, default_response_class=errors.SafeJSONResponse,
+                  description="The desks' queue, cases and actions, for the units' own systems. Authenticate "
+                              "with the unit's desk token; send an Idempotency-Key with each POST.")
+    app.state.context = Context(
+        desk=Desk(store, publish), authority=authority,
+        sessions=Sessions(store.sessions, timedelta(hours=settings.desk_session_hours), clock),
+        calendar=default_calendar(), clock=clock, max_body_bytes=settings.desk_max_body_bytes,
+        secure_cookies=settings.desk_secure_cookies)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.add_exception_handler(pages.SignInRequired, pages.sign_in_required)
+    errors.install(app, settings.desk_max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if settings.desk_assets_dir is not None:  # served once `triage assets` has put them there
+        app.mount("/assets", StaticFiles(directory=settings.desk_assets_dir, check_dir=False), name="assets")
+    else:  # the pages work without it (plain forms and links), only without live refresh
+        log.warning("no browser assets (DESK_ASSETS_DIR, `triage assets`): pages will not refresh by themselves")
+    app.router.routes.append(Route("/metrics", _Metrics(), methods=["GET"], include_in_schema=False))
+
+    @app.middleware("http")
+    async def page_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers.update(_PAGE_HEADERS)
+        return response
+
+    @app.get("/health", tags=["operations"], summary="Whether the case store answers")
+    async def health() -> Response:
+        ok = await store.ping()
+        return errors.SafeJSONResponse({"service": "desk-api", "status": "ok" if ok else "degraded", "store": ok},
+                                       200 if ok else 503)
+
+    return app
 
 
 @cache
-def _deployed_app() -> Starlette:
+def _deployed_app() -> FastAPI:
     return create_app()
 
 
-def __getattr__(name: str) -> Starlette:
+def __getattr__(name: str) -> FastAPI:
     """`app` is built, and its settings checked, when uvicorn asks for it: importing this module (the tests
     do) needs no deployment settings."""
     if name == "app":

@@ -65,7 +65,7 @@ async def test_a_petition_through_every_step_to_closure(
     cid = case["_id"]
     assert case["unit"] == "visitor"
 
-    assert (await act(desk, db, "visitor", cid, "resolve"))["outcome"] == "rejected"  # not accepted yet
+    assert (await act(desk, db, "visitor", cid, "resolve", note="已答复"))["outcome"] == "rejected"  # not accepted
     assert (await act(desk, db, "visitor", cid, "accept"))["outcome"] == "applied"
     after_accept = await db.cases.find_one({"_id": cid})
     assert after_accept is not None

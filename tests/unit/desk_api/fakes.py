@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +11,9 @@ import httpx
 from pydantic import SecretStr
 
 from services.desk_api.handlers import PublishFailed
+from shared.adapters.mongo.documents import case_from_document
 from shared.config import Settings
+from shared.domain.queue import QueueEntry, entry_of
 from shared.domain.triage import Unit
 from shared.events import DeskAction
 
@@ -33,50 +35,61 @@ def auth(unit: Unit | str) -> dict[str, str]:
     return {"Authorization": f"Bearer token-{Unit(unit).value}-0123456789"}
 
 
+class FakeSessions:
+    def __init__(self) -> None:
+        self.stored: dict[str, Mapping[str, Any]] = {}
+
+    async def open(self, key: str, record: Mapping[str, Any]) -> None:
+        self.stored[key] = dict(record)
+
+    async def find(self, key: str) -> Mapping[str, Any] | None:
+        return self.stored.get(key)
+
+    async def close(self, key: str) -> None:
+        self.stored.pop(key, None)
+
+
 class FakeStore:
-    """Cases, timeline and action records in memory; queries limited to what FerretDB serves here."""
+    """Case documents, timeline, action records, sessions and audit in memory; the queue is derived from
+    the case documents as the real projection derives it (shared.domain.queue.entry_of)."""
 
     def __init__(self) -> None:
         self.cases: dict[str, Document] = {}
         self.timeline: list[Document] = []
         self.actions: dict[str, Document] = {}
-        self.queries: list[Mapping[str, Any]] = []
+        self.submissions: dict[str, Document] = {}
+        self.disclosures: list[Document] = []
+        self.stale: list[QueueEntry] = []  # entries filed but no longer true (a move not yet taken out)
+        self._sessions = FakeSessions()
+
+    @property
+    def sessions(self) -> FakeSessions:
+        return self._sessions
 
     def add_case(self, case_id: str, unit: Unit, **fields: Any) -> Document:
         doc: Document = {
             "_id": case_id, "status": "routed", "unit": unit.value, "category": "neighbor", "urgency": "normal",
             "risk_flags": [], "text": "楼上漏水", "location": "临江新区", "channel": "12345",
             "complainant": {"name": NAME, "phone": PHONE, "id_number": ID_NUMBER},
-            "complainant_key": "f" * 64, "received_at": T0, "repeat_count": 0, "needs_review": False,
+            "complainant_key": "f" * 64, "received_at": T0, "repeat_count": 0, "needs_review": False, "version": 1,
         }
         doc.update(fields)
         self.cases[case_id] = doc
         return doc
 
-    @staticmethod
-    def _matches(doc: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
-        for field, condition in query.items():
-            value = doc.get(field)
-            if isinstance(condition, Mapping):
-                for op, operand in condition.items():
-                    if op == "$in" and value not in operand:
-                        return False
-                    if op == "$ne" and value == operand:
-                        return False
-                    if op not in ("$in", "$ne"):
-                        raise AssertionError(f"operator {op} is outside what the desk API should use")
-            elif value != condition:
-                return False
-        return True
+    def _entry(self, doc: Mapping[str, Any]) -> QueueEntry | None:
+        return entry_of(case_from_document(doc))
 
     async def ping(self) -> bool:
         return True
 
-    async def find_cases(self, query: Mapping[str, Any], limit: int) -> list[Document]:
-        self.queries.append(query)
-        found = [deepcopy(c) for c in self.cases.values() if self._matches(c, query)]
-        found.sort(key=lambda c: c["received_at"])
-        return [{k: v for k, v in c.items() if k != "complainant"} for c in found[:limit]]
+    async def queue(self, unit: Unit) -> list[QueueEntry]:
+        entries = [e for e in (self._entry(d) for d in self.cases.values()) if e is not None and e.unit is unit]
+        return [*entries, *(e for e in self.stale if e.unit is unit)]
+
+    async def verify(self, unit: Unit, entries: Sequence[QueueEntry]) -> list[QueueEntry]:
+        now = [self._entry(self.cases[e.case_id]) if e.case_id in self.cases else None for e in entries]
+        return [e for e in now if e is not None and e.unit is unit]
 
     async def get_case(self, case_id: str) -> Document | None:
         return deepcopy(self.cases.get(case_id))
@@ -86,6 +99,12 @@ class FakeStore:
 
     async def get_action(self, action_id: str) -> Document | None:
         return self.actions.get(action_id)
+
+    async def claim_submission(self, action_id: str, record: Mapping[str, Any]) -> Document:
+        return self.submissions.setdefault(action_id, dict(record))
+
+    async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None:
+        self.disclosures.append({"_id": record_id, **record})
 
 
 class FakePublisher:

@@ -56,6 +56,7 @@ async def test_action_messages_say_what_is_wrong(client: httpx.AsyncClient, stor
     assert "reason is required to hand back" in await messages({"action": "hand_back", "actor": "a"})
     assert "satisfaction" in await messages({"action": "return_visit", "actor": "a"})
     assert "at most 2000 characters" in await messages({"action": "progress_note", "actor": "a", "note": "x" * 2001})
+    assert "answer given to the complainant" in await messages({"action": "resolve", "actor": "a"})
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe"])

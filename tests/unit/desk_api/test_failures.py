@@ -14,7 +14,6 @@ from services.desk_api.auth import TokenAuthority
 from services.desk_api.main import create_app
 from shared.adapters.mongo import MongoDeskReads, MongoStorage
 from shared.config import ConfigurationRefused, Settings, get_settings
-from shared.domain.lifecycle import CaseStatus
 from shared.domain.triage import Unit
 from tests.unit.desk_api.fakes import (
     ID_NUMBER,
@@ -34,7 +33,7 @@ async def test_store_outage_is_503_not_a_traceback(publisher: FakePublisher) -> 
     # The real MongoDB adapter pointed at a port where nothing listens: the adapter's error handling is exercised.
     client_: AsyncMongoClient[Document] = AsyncMongoClient("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=150,
                                                            connectTimeoutMS=150, tz_aware=True)
-    store = MongoDeskReads(MongoStorage(client_, "desk_api_unit"), ["status"])
+    store = MongoDeskReads(MongoStorage(client_, "desk_api_unit"))
     app = create_app(desk_settings(), store=store, publish=publisher)
     try:
         async with _client(app) as c:
@@ -132,14 +131,6 @@ def test_the_deployed_app_is_built_when_served_and_refused_without_its_secrets(
     finally:
         get_settings.cache_clear()
         main._deployed_app.cache_clear()
-
-
-def test_case_status_default_excludes_closed() -> None:
-    from services.desk_api.models import parse_queue_query
-
-    query = parse_queue_query([], None, None)
-    assert CaseStatus.CLOSED not in query.statuses and CaseStatus.ROUTED in query.statuses
-    assert query.mongo_filter(Unit.POLICE)["status"]["$in"][0] == "received"
 
 
 def test_unparseable_token_settings_do_not_echo_them(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,264 @@
+"""The desk workbench: server-rendered pages in Chinese (Jinja2), with htmx for what changes while a desk
+looks at it (new cases in the queue, an action's outcome). Every page works without JavaScript.
+
+A desk signs in with its unit's token and the officer's name; the session cookie is HttpOnly and
+SameSite=Strict, every form carries the session's CSRF token, and a form without it is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.desk_api import labels, views
+from services.desk_api.context import Context, context
+from services.desk_api.disclosure import masked, may_reveal
+from services.desk_api.errors import ApiError
+from services.desk_api.forms import FORMS, FormErrors, available, parse_form
+from services.desk_api.handlers import NotFound, PublishFailed
+from services.desk_api.sessions import COOKIE, SIGN_IN_COOKIE, DeskSession, valid_officer
+from shared.domain.lifecycle import Action, CaseStatus
+from shared.domain.queue import QueueFilter
+from shared.domain.triage import Category, Urgency
+
+PAGE_SIZE = 50
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.globals.update(L=labels, label=labels.label, FORMS=FORMS)
+templates.env.filters["local"] = views.local_time
+router = APIRouter(include_in_schema=False)
+
+
+class SignInRequired(Exception):
+    """No valid session: the desk is sent to the sign-in page (htmx is told to go there)."""
+
+
+async def signed_in(request: Request) -> DeskSession:
+    session = await context(request).sessions.current(request.cookies.get(COOKIE))
+    if session is None:
+        raise SignInRequired
+    request.scope["desk.unit"] = session.unit.value
+    return session
+
+
+async def sign_in_required(request: Request, exc: Exception) -> Response:
+    if request.headers.get("hx-request"):
+        return Response(status_code=401, headers={"HX-Redirect": "/desk/signin"})
+    return RedirectResponse("/desk/signin", 303)
+
+
+Session = Annotated[DeskSession, Depends(signed_in)]
+Ctx = Annotated[Context, Depends(context)]
+
+
+async def _form(request: Request, ctx: Context) -> dict[str, str]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > ctx.max_body_bytes:
+        raise ApiError(413, "body_too_large")
+    form = await request.form(max_files=0, max_fields=20)
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def _checked(session: DeskSession, form: dict[str, str]) -> None:
+    if not session.csrf_matches(form.get("csrf")):
+        raise ApiError(403, "csrf", "the form's CSRF token is missing or wrong")
+
+
+def _render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, values, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- signing in and out -----------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/desk/", 303)
+
+
+@router.get("/desk/signin")
+async def sign_in_page(request: Request) -> Response:
+    return _sign_in_form(request, {})
+
+
+def _sign_in_form(request: Request, errors: dict[str, str], officer: str = "", status: int = 200) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = _render(request, "signin.html", status, errors=errors, officer=officer, csrf=token)
+    response.set_cookie(SIGN_IN_COOKIE, token, max_age=1800, httponly=True, samesite="strict", path="/desk/",
+                        secure=context(request).secure_cookies)
+    return response
+
+
+@router.post("/desk/signin")
+async def sign_in(request: Request, ctx: Ctx) -> Response:
+    form = await _form(request, ctx)
+    expected = request.cookies.get(SIGN_IN_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
+        raise ApiError(403, "csrf", "the sign-in form's CSRF token is missing or wrong")
+    errors = {}
+    unit = ctx.authority.unit_for(f"Bearer {form.get('token', '')}")
+    officer = valid_officer(form.get("officer", ""))
+    if unit is None:
+        errors["token"] = "口令不正确"
+    if officer is None:
+        errors["officer"] = "请填写经办人姓名（1 至 32 个字，不含符号 < > & 和引号）"
+    if unit is None or officer is None:
+        return _sign_in_form(request, errors, form.get("officer", "")[:32], 422)
+    cookie, _ = await ctx.sessions.sign_in(unit, officer)
+    response = RedirectResponse("/desk/", 303)
+    response.set_cookie(COOKIE, cookie, max_age=int(ctx.sessions.lifetime.total_seconds()), httponly=True,
+                        samesite="strict", path="/", secure=ctx.secure_cookies)
+    response.delete_cookie(SIGN_IN_COOKIE, path="/desk/")
+    return response
+
+
+@router.post("/desk/signout")
+async def sign_out(request: Request, ctx: Ctx, session: Session) -> Response:
+    _checked(session, await _form(request, ctx))
+    await ctx.sessions.sign_out(request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/desk/signin", 303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# --- the queue ---------------------------------------------------------------------------------------
+
+
+def _choice(enum: Any, value: str | None) -> Any:
+    try:
+        return enum(value) if value else None
+    except ValueError:
+        return None  # a hand-edited address shows the unfiltered queue rather than an error
+
+
+def _flag(value: str | None) -> bool | None:
+    return {"1": True, "0": False}.get(value or "")
+
+
+def _queue_query(request: Request) -> tuple[QueueFilter, dict[str, str], int]:
+    params = request.query_params
+    status = _choice(CaseStatus, params.get("status"))
+    wanted = QueueFilter(urgency=_choice(Urgency, params.get("urgency")), overdue=_flag(params.get("overdue")),
+                         category=_choice(Category, params.get("category")),
+                         channel=(params.get("channel") or None), needs_review=_flag(params.get("review")),
+                         search=(params.get("q") or "").strip()[:128] or None,
+                         **({"statuses": frozenset({status})} if status else {}))
+    kept = {k: params[k] for k in ("status", "urgency", "overdue", "category", "channel", "review", "q")
+            if params.get(k)}
+    page = int(params["page"]) if params.get("page", "").isdigit() else 1
+    return wanted, kept, min(page, 100_000)
+
+
+async def _queue_values(request: Request, ctx: Context, session: DeskSession) -> dict[str, Any]:
+    wanted, kept, page = _queue_query(request)
+    found = await ctx.desk.queue(session.unit, wanted, page, PAGE_SIZE)
+    return {"session": session, "page": found, "rows": views.rows(found.entries, ctx.today(), ctx.calendar),
+            "kept": kept, "query": urlencode(kept), "now": views.local_time(ctx.clock()),
+            "page_link": lambda n: "?" + urlencode({**kept, "page": n}),
+            "status_link": lambda s: "?" + urlencode({k: v for k, v in {**kept, "status": s}.items() if v})}
+
+
+@router.get("/desk/")
+async def queue_page(request: Request, ctx: Ctx, session: Session) -> Response:
+    return _render(request, "queue.html", **await _queue_values(request, ctx, session))
+
+
+@router.get("/desk/queue/rows")
+async def queue_rows(request: Request, ctx: Ctx, session: Session) -> Response:
+    """The part of the queue page that changes, for htmx to swap in every few seconds."""
+    return _render(request, "queue_rows.html", **await _queue_values(request, ctx, session))
+
+
+# --- a case ------------------------------------------------------------------------------------------
+
+
+async def _case_page(request: Request, ctx: Context, session: DeskSession, case_id: str, *, status: int = 200,
+                     errors: dict[str, str] | None = None, failed: Action | None = None,
+                     form: dict[str, str] | None = None, revealed: dict[str, str] | None = None,
+                     notice: str | None = None) -> Response:
+    try:
+        case = await ctx.desk.case(session.unit, case_id)
+    except NotFound:
+        raise ApiError(404, "not_found") from None
+    entries = await ctx.desk.store.timeline_of(case_id)
+    reasons = views.reasons_of(case)
+    status_now = _choice(CaseStatus, case.get("status")) or CaseStatus.RECEIVED
+    action_id = request.query_params.get("action")
+    action_record = None
+    if action_id:
+        try:
+            action_record = await ctx.desk.action(session.unit, action_id)
+        except NotFound:
+            action_id = None
+    return _render(
+        request, "case.html", status, session=session, case=case, case_id=case_id,
+        text=views.highlight(str(case.get("text", "")), reasons.terms), reasons=reasons,
+        deadlines=views.deadline_views(case, ctx.today(), ctx.calendar),
+        timeline=views.timeline_views(entries), merged=views.merged_reports(entries),
+        complainant=revealed if revealed is not None else masked(case.get("complainant")),
+        revealed=revealed is not None, may_reveal=may_reveal(session.unit) and bool(case.get("complainant")),
+        actions=available(status_now, session.unit, bool(case.get("extension_used"))),
+        errors=errors or {}, failed=failed, form=form or {}, form_key=uuid.uuid4().hex, notice=notice,
+        action_id=action_id, record=action_record,
+        received=views.local_time(case.get("received_at")),
+    )
+
+
+@router.get("/desk/cases/{case_id}")
+async def case_page(request: Request, ctx: Ctx, session: Session, case_id: str) -> Response:
+    return await _case_page(request, ctx, session, case_id)
+
+
+@router.post("/desk/cases/{case_id}/reveal")
+async def reveal(request: Request, ctx: Ctx, session: Session, case_id: str) -> Response:
+    _checked(session, await _form(request, ctx))
+    try:
+        shown = await ctx.desk.reveal(session.unit, session.officer, case_id, ctx.clock())
+    except NotFound:
+        raise ApiError(404, "not_found") from None
+    return await _case_page(request, ctx, session, case_id, revealed=shown or {},
+                            notice="已显示来访人信息，本次查看已记入审计日志")
+
+
+@router.post("/desk/cases/{case_id}/actions/{action}")
+async def act(request: Request, ctx: Ctx, session: Session, case_id: str, action: str) -> Response:
+    form = await _form(request, ctx)
+    _checked(session, form)
+    chosen = _choice(Action, action)
+    if chosen not in FORMS:
+        raise ApiError(404, "not_found")
+    try:
+        payload = parse_form(chosen, form, session.unit, session.officer)
+    except FormErrors as exc:
+        return await _case_page(request, ctx, session, case_id, status=422, errors=exc.errors, failed=chosen,
+                                form=form)
+    key = (form.get("form_key") or "")[:64] or None  # one rendered form, one action, however often it is sent
+    try:
+        action_id = await ctx.desk.submit(case_id, payload, key=f"form:{key}" if key else None, now=ctx.clock())
+    except NotFound:
+        raise ApiError(404, "not_found") from None
+    except PublishFailed:
+        return await _case_page(request, ctx, session, case_id, status=503, failed=chosen, form=form,
+                                errors={"_": "消息服务暂时不可用，操作未提交，请稍后重试"})
+    return RedirectResponse(f"/desk/cases/{case_id}?{urlencode({'action': action_id})}", 303)
+
+
+@router.get("/desk/actions/{action_id}")
+async def action_status(request: Request, ctx: Ctx, session: Session, action_id: str) -> Response:
+    """An action's outcome, polled by the case page until the follow-up has decided it."""
+    try:
+        record = await ctx.desk.action(session.unit, action_id)
+    except NotFound:
+        raise ApiError(404, "not_found") from None
+    response = _render(request, "action_status.html", record=record, action_id=action_id)
+    if record is not None and request.headers.get("hx-request"):
+        response.headers["HX-Refresh"] = "true"  # decided: show the case as it is now
+    return response
