@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
-# Everything they need (the virtualenv, the Kafka jars, the FerretDB build) is installed on first use
-# and reused after; each step says what it is doing.
+# Everything they need (the virtualenv, the Kafka jars, the FerretDB build, htmx for the desk pages and, for the
+# browser tests, Debian's chromium) is installed on first use and reused after; each step says what it is doing.
 # `run`, `bench` and `docs` run the services in development mode (DEV_MODE=true): the public development
 # secrets are allowed, with a warning. A deployment sets its own secrets and never DEV_MODE.
 
@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # checkout (see tools/__main__.py).
 TRIAGE := $(BIN)/triage
 
-.PHONY: run test setup model infra reliability bench evaluate lint docs clean
+.PHONY: run test setup model assets browser infra reliability bench evaluate lint docs clean
 
 $(STAMP): pyproject.toml
 	@echo "==> python: creating $(VENV) and installing the project with its dev tools"
@@ -37,13 +37,44 @@ MODEL_DIR ?= model
 model: setup  ## build the classification model into model/ (skipped while its inputs are unchanged)
 	$(BIN)/python -m tools.model --out $(MODEL_DIR)
 
+# The browser libraries the desk pages load (htmx): fetched from the npm registry once into
+# ~/.cache/grievance-triage (pinned by version and sha512, see tools/infra/assets.py) and copied to the dir the
+# desk API serves (DESK_ASSETS_DIR); district networks have no CDN. Never committed.
+ASSETS_DIR ?= .triage/assets
+assets: setup  ## the desk pages' browser libraries, served from $(ASSETS_DIR) (downloaded once)
+	$(TRIAGE) assets --out $(ASSETS_DIR)
+
+# The browser tests (tests/browser) drive Debian's headless Chromium through its chromedriver; without the
+# Noto CJK font Chinese renders as boxes. Installed with apt-get once (as root, or with passwordless sudo).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-cjk
+APT_GET := apt-get
+browser:  ## headless Chromium, its driver and the CJK font for the browser tests (Debian packages, once)
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] && \
+	    { fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || \
+	      dpkg-query -W -f='$${Status}' fonts-noto-cjk 2>/dev/null | grep -q "ok installed"; }; then \
+	  echo "==> browser: chromium $$($(CHROMIUM) --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n1) present"; \
+	else \
+	  echo "==> browser: installing chromium, chromium-driver, fonts-noto-cjk from Debian (once)"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "browser: installing needs root: run \`sudo $(APT_GET) install -y $(BROWSER_PACKAGES)\` once," \
+	    "or \`make browser\` as root (this user is not root and has no passwordless sudo)" >&2; exit 1; fi; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y --no-install-recommends $(BROWSER_PACKAGES) && \
+	  { test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || \
+	    { echo "browser: apt-get finished, but $(CHROMIUM) or $(CHROMEDRIVER) is still missing" >&2; exit 1; }; } && \
+	  echo "==> browser: chromium $$($(CHROMIUM) --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n1) installed"; \
+	fi
+
 infra: setup  ## build and start the local Kafka broker and FerretDB
 	$(BIN)/triage infra up
 
-run: infra model  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
+run: infra model assets  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
 	DEV_MODE=true $(BIN)/triage run
 
-test: setup model  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
+test: setup model assets browser  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
 	$(BIN)/python -m pytest
 
 reliability: setup  ## fault injection on the real broker and server; the JSON summary is the last line

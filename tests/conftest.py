@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics
-from tools import infra
+from tools import infra, paths
 from tools.processes import Fleet, service_env
 
 T = TypeVar("T")
@@ -76,6 +76,7 @@ def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[st
                       MODEL_DIR=str(model_dir),
                       CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
                       SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS),
+                      DESK_ASSETS_DIR=str(paths.ASSETS_DIR),  # htmx, put there by `make assets`
                       DEV_MODE="true")  # the development key and the simulated clock are for tests only
     services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)
     services.start(timeout=120)

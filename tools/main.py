@@ -94,6 +94,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0 if result.lost == 0 else 1
 
 
+def _cmd_assets(args: argparse.Namespace) -> int:
+    from tools.infra import assets
+
+    return assets.main(["--out", args.out] if args.out else [])
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from tools.live import run_live
 
@@ -142,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("infra", help="local Kafka broker and MongoDB-protocol server: up | down | status")
     p.add_argument("infra_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_infra)
+
+    p = sub.add_parser("assets", help="the desk pages' browser libraries (htmx): fetched from the npm registry "
+                       "once, verified, copied to the served dir; prints that dir")
+    p.add_argument("--out", default=None, help="the served dir (default .triage/assets; DESK_ASSETS_DIR reads it)")
+    p.set_defaults(func=_cmd_assets)
 
     p = sub.add_parser("run", help="start everything, feed a stream of complaints, show them being routed")
     p.add_argument("--rate", type=float, default=2.0, help="complaints per second (default 2)")

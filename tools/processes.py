@@ -83,7 +83,10 @@ class ServiceProcess:
 
 
 def service_env(kafka: str, mongodb: str, **extra: str) -> dict[str, str]:
+    """The services' environment; the desk API serves the browser libraries `triage assets` put in place
+    (unless DESK_ASSETS_DIR already names a dir)."""
     env = dict(os.environ)
+    env.setdefault("DESK_ASSETS_DIR", str(paths.ASSETS_DIR))
     env.update({"KAFKA_BOOTSTRAP_SERVERS": kafka, "MONGODB_URI": mongodb, "PYTHONUNBUFFERED": "1", **extra})
     return env
 

@@ -83,10 +83,15 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
             words = shlex.split(args)
             assert words[0] == "python", f"the test runs the build stage's python commands only, not {args!r}"
             command = [sys.executable, *(_as_laid_out(w, stage, root) for w in words[1:])]
-            done = subprocess.run(command, cwd=root, env=_clean_env(PYTHONDONTWRITEBYTECODE="1"),
-                                  capture_output=True, text=True, timeout=600)
+            # the session's download cache stands for the stage's: the npm tarball is fetched once per machine
+            done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600,
+                                  env=_clean_env(PYTHONDONTWRITEBYTECODE="1",
+                                                 TRIAGE_CACHE_DIR=str(infra.default_cache_dir())))
             assert done.returncode == 0, done.stdout + done.stderr
-            assert f"in {root}/" in done.stdout, f"trained from the checkout, not the stage:\n{done.stdout}"
+            if words[1:3] == ["-m", "tools.infra.assets"]:
+                assert done.stdout.splitlines()[-1] == _as_laid_out(words[-1], stage, root), done.stdout
+            else:
+                assert f"in {root}/" in done.stdout, f"trained from the checkout, not the stage:\n{done.stdout}"
     final = stages[-1]
     app = tmp / "app"
     _lay_out(final, app, files, laid)
@@ -102,16 +107,20 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path
     yield app, site, final
 
 
-def test_the_final_stage_holds_the_services_and_the_built_model_only(
+def test_the_final_stage_holds_the_services_the_built_model_and_the_browser_libraries_only(
     image: tuple[Path, Path, Stage], model_dir: Path
 ) -> None:
     app, site, final = image
     assert sorted(p.name for p in app.iterdir() if not p.name.endswith(".egg-info") and p.name != "build") == [
-        "model", "pyproject.toml", "services", "shared"]
+        "assets", "model", "pyproject.toml", "services", "shared"]
     assert (site / "services").is_dir() and (site / "shared" / "domain" / "rules.yaml").is_file()
     assert not (site / "tools").exists() and not (site / "data").exists()
     assert not list(site.rglob("*.jsonl")), "no corpus in the installed site"
     assert final.env.get("HOME") == "/nonexistent" and final.env.get("MODEL_DIR")
+    # the desk API serves htmx from the image (no CDN in a district's network)
+    assert final.env.get("DESK_ASSETS_DIR") == f"{final.workdir}/assets"
+    assert sorted(p.name for p in (app / "assets").iterdir()) == ["LICENSE-htmx", "htmx.min.js"]
+    assert (app / "assets" / "htmx.min.js").read_bytes().startswith(b"var htmx=")
     # the image's model is the one the unit tests check: the same inputs, the same key
     assert read_manifest(app / "model").key == read_manifest(model_dir).key
 

@@ -85,6 +85,8 @@ def test_the_product_neither_imports_nor_ships_the_tools() -> None:
     dockerfile = (paths.DEPLOY_DIR / "Dockerfile").read_text(encoding="utf-8")
     final_stage = dockerfile.rsplit("\nFROM ", 1)[1]  # the build stage trains the model with tools/model
     assert re.findall(r"^COPY (\S+)", final_stage, re.MULTILINE) == ["pyproject.toml", "shared", "services",
-                                                                    "--from=build"]
+                                                                    "--from=build", "--from=build"]
     ignored = (paths.DEPLOY_DIR / "Dockerfile.dockerignore").read_text(encoding="utf-8").splitlines()
-    assert [line for line in ignored if line.startswith("!tools")] == ["!tools/__init__.py", "!tools/paths.py", "!tools/model/**"]
+    # tools/infra: the build stage fetches the browser libraries with tools/infra/assets.py
+    assert [line for line in ignored if line.startswith("!tools")] == ["!tools/__init__.py", "!tools/paths.py", "!tools/model/**",
+                                                                      "!tools/infra/**"]
