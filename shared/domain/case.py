@@ -307,7 +307,7 @@ class Case(BaseModel):
         fields(change)
         detail = {k: v for k, v in (("note", p.note), ("reason", p.reason),
                                     ("satisfaction", p.satisfaction.value if p.satisfaction else None)) if v}
-        self._record(change, f"action:{action.event_id}", now, p.action.value, unit=p.unit.value,
+        self._record(change, f"action:{action.event_id}", now, p.action.value, unit=p.unit.value, actor=p.actor,
                      before=transition.before.value, after=transition.after.value, **detail)
         change.events.extend(self._consequences(action))
         return change
@@ -318,7 +318,7 @@ class Case(BaseModel):
         entry_id = f"refused:{action.event_id}"  # not `action:`, which says it was applied
         if not self.has(entry_id):
             self._record(change, entry_id, now, "action_rejected", action=action.payload.action.value,
-                         unit=action.payload.unit.value, reason=reason)
+                         unit=action.payload.unit.value, actor=action.payload.actor, reason=reason)
         return change
 
     def _consequences(self, action: DeskAction, replay: bool = False) -> list[Envelope]:

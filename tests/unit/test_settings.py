@@ -108,10 +108,11 @@ def test_every_faststream_service_refuses_where_it_is_built() -> None:
 
 
 def test_the_desk_api_refuses_where_it_is_built() -> None:
+    from tests.unit.desk_api.fakes import FakePublisher, FakeStore
     with pytest.raises(ConfigurationRefused, match="DESK_TOKENS"):
-        create_app(production(), store=object(), publish=object())  # type: ignore[arg-type]
-    create_app(production(desk_tokens=TOKENS), store=object(), publish=object())  # type: ignore[arg-type]
-    create_app(Settings(dev_mode=True), store=object(), publish=object())  # type: ignore[arg-type]
+        create_app(production(), store=FakeStore(), publish=FakePublisher())
+    create_app(production(desk_tokens=TOKENS), store=FakeStore(), publish=FakePublisher())
+    create_app(Settings(dev_mode=True), store=FakeStore(), publish=FakePublisher())
 
 
 def test_secrets_stay_out_of_reprs_and_validation_errors() -> None:
