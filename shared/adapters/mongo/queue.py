@@ -17,7 +17,8 @@ of its log, written `rev`-conditionally:
   shard applies for it (the log holds the whole change), and that readers apply in memory meanwhile;
 - a shard write delayed past later ones can put back an older revision (the update's read and write are
   apart): the changes after it are still in the log, so readers and the next writer apply them again.
-Log records older than LOG_KEPT revisions are deleted as the shard moves on.
+Log records older than LOG_KEPT revisions are deleted as the shard moves on. Within a process, the changes
+of one shard wait in line and go as one revision (a group commit), so a burst does not race itself.
 
 The same code is correct on MongoDB (where it is merely more careful than needed).
 """
@@ -30,7 +31,7 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from shared.adapters.mongo.ferretdb import Document
+from shared.adapters.mongo.ferretdb import Document, GroupCommit
 from shared.domain.queue import QueueEntry
 from shared.domain.triage import Unit
 from shared.handling import Contended
@@ -92,31 +93,41 @@ def _filed_version(cases: Mapping[str, Any], key: str) -> int | None:
 
 
 def effective(cases: Mapping[str, Any], change: Mapping[str, Any]) -> bool:
-    """Whether a logged change changes anything: a put of a newer version, a remove of an older one."""
+    """Whether a change changes anything: a put of a newer version, a remove of an older one."""
     filed = _filed_version(cases, change["key"])
     if change["op"] == "put":
         return filed is None or filed < change["v"]
     return filed is not None and filed < change["v"]
 
 
-def step(cases: dict[str, Any], change: Mapping[str, Any], rev: int) -> Document:
-    """Apply a logged change to `cases` (in memory) and say the shard update that does the same."""
-    update: Document = {"$set": {"rev": rev + 1}}
-    if effective(cases, change):
-        key = change["key"]
-        if change["op"] == "put":
-            cases[key] = change["entry"]
-            update["$set"][f"cases.{key}"] = change["entry"]
-        else:
-            del cases[key]
-            update["$unset"] = {f"cases.{key}": ""}
-    return update
+def step(cases: dict[str, Any], changes: Iterable[Mapping[str, Any]], rev: int) -> Document:
+    """Apply a logged revision's changes to `cases` (in memory), in order, and say the shard update that
+    does the same."""
+    touched: set[str] = set()
+    for change in changes:
+        if effective(cases, change):
+            key = change["key"]
+            touched.add(key)
+            if change["op"] == "put":
+                cases[key] = change["entry"]
+            else:
+                del cases[key]
+    update: Document = {"$set": {"rev": rev + 1, **{f"cases.{k}": cases[k] for k in touched if k in cases}}}
+    gone = {f"cases.{k}": "" for k in touched if k not in cases}
+    return {**update, "$unset": gone} if gone else update
+
+
+def changes_anything(update: Document) -> bool:
+    """Whether a shard update does more than move the revision on."""
+    return len(update["$set"]) > 1 or "$unset" in update
 
 
 class MongoDeskQueue:
-    def __init__(self, shards: AsyncCollection[Document], changes: AsyncCollection[Document]) -> None:
+    def __init__(self, shards: AsyncCollection[Document], changes: AsyncCollection[Document],
+                 commit: GroupCommit | None = None) -> None:
         self.shards = shards
         self.log = changes
+        self.commit = commit or GroupCommit()  # this process's changes of one shard wait in line, then go together
 
     async def entries(self, unit: Unit) -> list[QueueEntry]:
         states = await asyncio.gather(*(self._state(shard_id(unit, s)) for s in range(SHARDS)))
@@ -130,13 +141,15 @@ class MongoDeskQueue:
         return found
 
     async def put(self, entry: QueueEntry) -> None:
-        await self._change(shard_id(entry.unit, shard_of(entry.case_id)),
-                           {"key": field_key(entry.case_id), "op": "put", "v": entry.version,
-                            "entry": entry_document(entry)})
+        change = {"key": field_key(entry.case_id), "op": "put", "v": entry.version, "entry": entry_document(entry)}
+        await self._change(shard_id(entry.unit, shard_of(entry.case_id)), change)
 
     async def remove(self, case_id: str, unit: Unit, version: int) -> None:
         await self._change(shard_id(unit, shard_of(case_id)), {"key": field_key(case_id), "op": "remove",
                                                                "v": version})
+
+    async def _change(self, shard: str, change: Document) -> None:
+        await self.commit.write(f"desk_queue:{shard}", change, lambda changes: self._log(shard, changes))
 
     async def _state(self, shard: str) -> tuple[int, dict[str, Any], list[tuple[int, Document]]]:
         """The shard as its log says it is: its revision, its cases, and the logged changes its document
@@ -146,25 +159,27 @@ class MongoDeskQueue:
         cases: dict[str, Any] = dict(doc.get("cases", {})) if doc else {}
         pending: list[tuple[int, Document]] = []
         while (change := await self.log.find_one({"_id": f"{shard}@{rev}"})) is not None:
-            pending.append((rev, step(cases, change, rev)))
+            pending.append((rev, step(cases, change["changes"], rev)))
             rev += 1
         return rev, cases, pending
 
-    async def _change(self, shard: str, change: Document) -> None:
+    async def _log(self, shard: str, changes: list[Document]) -> None:
+        """Claim the shard's next revision for these changes, and write it."""
         for attempt in range(ATTEMPTS):
             rev, cases, pending = await self._state(shard)
             for pending_rev, update in pending:  # a writer that died, or a write that was undone: redo it
                 await self._write(shard, pending_rev, update)
-            if not effective(cases, change):
-                return  # filed at this version or later already, or nothing to take out
+            if not changes_anything(step(dict(cases), changes, rev)):
+                return  # each filed at this version or later already, or nothing to take out
             try:
-                await self.log.insert_one({"_id": f"{shard}@{rev}", **change, "at": datetime.now(UTC)})
+                await self.log.insert_one({"_id": f"{shard}@{rev}", "changes": changes, "at": datetime.now(UTC)})
             except DuplicateKeyError:  # another writer took this revision: look again
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
                 continue
-            await asyncio.gather(self._write(shard, rev, step(cases, change, rev)), self._forget(shard, rev - LOG_KEPT))
+            update = step(cases, changes, rev)
+            await asyncio.gather(self._write(shard, rev, update), self._forget(shard, rev - LOG_KEPT))
             return
-        raise Contended(f"queue shard {shard} kept changing under {change['op']} of {change['key']}")
+        raise Contended(f"queue shard {shard} kept changing under {len(changes)} changes")
 
     async def _forget(self, shard: str, rev: int) -> None:
         if rev >= 0:
