@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.mongo import MongoStorage
-from shared.adapters.mongo.queue import SHARDS, MongoDeskQueue, field_key, shard_id, shard_of
+from shared.adapters.mongo.queue import SHARDS, MongoDeskQueue, entry_document, field_key, shard_id, shard_of
 from shared.config import Settings
 from shared.domain.case import Case
 from shared.domain.change import Change
@@ -90,11 +90,12 @@ async def test_a_change_logged_but_not_written_is_read_and_finished_by_the_next_
     assert doc is not None
     # A writer took revision `rev` and died before writing the shard.
     await queue.log.insert_one({"_id": f"{shard}@{doc['rev']}",
-                                "changes": [{"key": field_key("GT-1"), "op": "put", "v": 2, "entry": {**doc["cases"][field_key("GT-1")], "v": 2}}]})
+                                "changes": [{"key": field_key("GT-1"), "op": "put", "v": 2, "entry": entry_document(entry("GT-1", 2))}]})
     assert await versions(queue) == {"GT-1": 2}  # readers apply it
     await queue.remove("GT-1", Unit.MEDIATION, 2)  # nothing to do at version 2, but the writer finishes it
     after = await queue.shards.find_one({"_id": shard})
-    assert after is not None and after["rev"] == doc["rev"] + 1 and after["cases"][field_key("GT-1")]["v"] == 2
+    assert after is not None and after["rev"] == doc["rev"] + 1
+    assert after["cases"][field_key("GT-1")] == entry_document(entry("GT-1", 2))
 
 
 async def test_a_shard_write_undone_by_a_late_one_is_still_read(storage: MongoStorage) -> None:
@@ -108,6 +109,17 @@ async def test_a_shard_write_undone_by_a_late_one_is_still_read(storage: MongoSt
         await queue.put(entry(case_id, 1))
     await queue.shards.replace_one({"_id": shard}, early)  # a delayed write of revision 1 lands last
     assert await versions(queue) == dict.fromkeys(same_shard, 1)
+
+
+async def test_an_unreadable_entry_is_left_out_and_the_rest_is_read(storage: MongoStorage) -> None:
+    queue = storage.desk_queue
+    await queue.put(entry("GT-good", 1))
+    shard = shard_id(Unit.MEDIATION, shard_of("GT-bad"))
+    await queue.shards.update_one({"_id": shard}, {"$set": {"cases.GT-bad": "{not json"}, "$setOnInsert": {"rev": 0}},
+                                   upsert=True)
+    assert await versions(queue) == {"GT-good": 1}
+    await queue.put(entry("GT-bad", 1))  # a good version replaces it
+    assert await versions(queue) == {"GT-good": 1, "GT-bad": 1}
 
 
 async def test_saving_a_case_files_it_in_its_units_queue(storage: MongoStorage) -> None:

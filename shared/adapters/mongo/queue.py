@@ -3,7 +3,9 @@
 `_id`, or any other filter with a sort, 2.3-2.6 s (whole-collection scans). So a desk's page reads its
 unit's shard documents concurrently, by `_id`, and cuts the page in memory (shared/domain/queue.py).
 
-A shard document is `{"_id": "<unit>:<shard>", "rev": n, "cases": {<key>: <entry, with "v": version>}}`.
+A shard document is `{"_id": "<unit>:<shard>", "rev": n, "cases": {<key>: "<the entry as JSON, with v>"}}`.
+An entry is a JSON string, not a sub-document: FerretDB converts every value it reads, and a shard of 313
+entries read in 7 ms as strings against 25 ms as sub-documents (32 such reads at once: 190 ms against 820).
 
 Writes are a log, because FerretDB applies an update by reading the document and writing it back whole: two
 updates of one shard at once lose one (measured: 200 concurrent `$set`s of 200 different keys of one document
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import random
 import re
@@ -75,21 +78,27 @@ def case_key(key: str) -> str:
     return re.sub(r"%(25|2E|24)", lambda m: _SAFE[m.group()], key)
 
 
-def entry_document(entry: QueueEntry) -> Document:
+def entry_document(entry: QueueEntry) -> str:
     doc = entry.model_dump(mode="json", exclude={"case_id", "version", "unit"}, exclude_none=True)
-    return {**doc, "v": entry.version}
+    return json.dumps({"v": entry.version, **doc}, ensure_ascii=False, separators=(",", ":"))
 
 
-def entry_from_document(key: str, unit: Unit, doc: Mapping[str, Any]) -> QueueEntry:
-    fields = {name: value for name, value in doc.items() if name != "v"}
+def entry_from_document(key: str, unit: Unit, value: str) -> QueueEntry:
+    fields = json.loads(value)
+    version = fields.pop("v")
     return QueueEntry.model_validate(
         {"urgency": None, "category": None, "external_ref": None, "due": None, "rule": None, **fields,
-         "case_id": case_key(key), "unit": unit, "version": doc["v"]})
+         "case_id": case_key(key), "unit": unit, "version": version})
 
 
 def _filed_version(cases: Mapping[str, Any], key: str) -> int | None:
     filed = cases.get(key)
-    return int(filed["v"]) if isinstance(filed, Mapping) and "v" in filed else None
+    if filed is None:
+        return None
+    try:
+        return int(json.loads(filed)["v"])
+    except (TypeError, ValueError, KeyError):  # unreadable: any version replaces it, and a remove takes it out
+        return -1
 
 
 def effective(cases: Mapping[str, Any], change: Mapping[str, Any]) -> bool:
