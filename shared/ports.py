@@ -15,7 +15,9 @@ from typing import Any, Protocol
 from shared.domain.case import Case
 from shared.domain.change import Change, TimelineEntry
 from shared.domain.followup import TimerSpec
+from shared.domain.queue import QueueEntry
 from shared.domain.repeats import CaseFingerprint
+from shared.domain.triage import Unit
 
 
 class CaseRepository(Protocol):
@@ -35,6 +37,23 @@ class CaseRepository(Protocol):
         ...
 
     async def timeline(self, case_id: str) -> list[TimelineEntry]: ...
+
+
+class DeskQueue(Protocol):
+    """Each unit's queue, kept by every case save (shared/adapters/projection.py) so that a desk's page is read
+    by key, never by scanning the cases. Writes carry the case's version, so they may come in any order."""
+
+    async def entries(self, unit: Unit) -> list[QueueEntry]:
+        """Every entry of the unit's queue (order unspecified)."""
+        ...
+
+    async def put(self, entry: QueueEntry) -> None:
+        """File or refresh the entry, unless a newer version of it is filed already."""
+        ...
+
+    async def remove(self, case_id: str, unit: Unit, version: int) -> None:
+        """Take the case out of the unit's queue, unless filed there at `version` or later."""
+        ...
 
 
 class ReceiptBook(Protocol):
@@ -115,6 +134,9 @@ class Storage(Protocol):
 
     @property
     def cases(self) -> CaseRepository: ...
+
+    @property
+    def desk_queue(self) -> DeskQueue: ...
 
     @property
     def receipts(self) -> ReceiptBook: ...

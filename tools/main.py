@@ -100,6 +100,19 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return assets.main(["--out", args.out] if args.out else [])
 
 
+def _cmd_bench_queue(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from shared.domain.triage import Unit
+    from tools.bench.queue import Plan, run_queue_bench
+
+    if args.open * 2 > args.cases:
+        raise ValueError("--cases must be at least twice --open (the unit's closed cases are as many)")
+    plan = Plan(cases=args.cases, open=args.open, unit=Unit(args.unit), runs=args.runs)
+    for line in asyncio.run(run_queue_bench(get_settings().mongodb_uri, plan)):
+        print(line)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from tools.live import run_live
 
@@ -180,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also relay one event at a time per hop (publish, await the ack, commit, next)")
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("bench-queue", help="the desks' queue on the store: a page's read and a save's write cost, "
+                       "over a fresh database of N cases (MONGODB_URI, default the local one)")
+    p.add_argument("--cases", type=positive_int, default=100_000)
+    p.add_argument("--open", type=positive_int, default=10_000, help="open cases of the measured unit")
+    p.add_argument("--unit", default="mediation", choices=["police", "mediation", "visitor", "legal", "command"])
+    p.add_argument("--runs", type=positive_int, default=50)
+    p.set_defaults(func=_cmd_bench_queue)
 
     p = sub.add_parser("classify", help="classify JSON lines {id, text, channel} offline")
     p.add_argument("--jsonl", required=True, help="input file, or - for standard input")

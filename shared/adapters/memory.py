@@ -7,19 +7,45 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from shared.adapters.projection import moved_by, project
 from shared.domain.case import Case
 from shared.domain.change import Change, TimelineEntry
 from shared.domain.followup import TimerSpec
 from shared.domain.lifecycle import OPEN_STATUSES
+from shared.domain.queue import QueueEntry
 from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of
+from shared.domain.triage import Unit
 from shared.handling import Contended
 from shared.ports import Storage
 
 
-class MemoryCases:
+class MemoryDeskQueue:
+    """Each unit's queue: case id → entry, the newest version of each kept."""
+
     def __init__(self) -> None:
+        self.filed: dict[Unit, dict[str, QueueEntry]] = {}
+
+    async def entries(self, unit: Unit) -> list[QueueEntry]:
+        return list(self.filed.get(unit, {}).values())
+
+    async def put(self, entry: QueueEntry) -> None:
+        queue = self.filed.setdefault(entry.unit, {})
+        filed = queue.get(entry.case_id)
+        if filed is None or filed.version < entry.version:
+            queue[entry.case_id] = entry
+
+    async def remove(self, case_id: str, unit: Unit, version: int) -> None:
+        queue = self.filed.get(unit, {})
+        filed = queue.get(case_id)
+        if filed is not None and filed.version < version:
+            del queue[case_id]
+
+
+class MemoryCases:
+    def __init__(self, queue: MemoryDeskQueue | None = None) -> None:
         self.stored: dict[str, Case] = {}
         self.timelines: dict[str, list[TimelineEntry]] = {}
+        self.queue = queue if queue is not None else MemoryDeskQueue()
 
     async def get(self, case_id: str) -> Case | None:
         case = self.stored.get(case_id)
@@ -33,14 +59,14 @@ class MemoryCases:
         return True
 
     async def save(self, case: Case, change: Change) -> None:
-        if not change.changed:
-            return
-        current = self.stored[case.id]
-        if current.version != case.version:
-            raise Contended(f"case {case.id} moved past version {case.version}")
-        case.version += 1
-        self.stored[case.id] = case.model_copy(deep=True)
-        self.timelines[case.id].extend(change.entries)
+        if change.changed:
+            current = self.stored[case.id]
+            if current.version != case.version:
+                raise Contended(f"case {case.id} moved past version {case.version}")
+            case.version += 1
+            self.stored[case.id] = case.model_copy(deep=True)
+            self.timelines[case.id].extend(change.entries)
+        await project(self.queue, case, moved_by(change.changed, change.fields))
 
     async def fingerprints(self, case_ids: Sequence[str]) -> list[CaseFingerprint]:
         return [CaseFingerprint(c.id, c.complainant_key, signature_of(c.text), c.received_at)
@@ -152,7 +178,8 @@ class MemoryClock:
 
 class MemoryStorage:
     def __init__(self) -> None:
-        self.cases = MemoryCases()
+        self.desk_queue = MemoryDeskQueue()
+        self.cases = MemoryCases(self.desk_queue)
         self.receipts = MemoryReceipts()
         self.repeats = MemoryRepeatIndex()
         self.timers = MemoryTimerBook()

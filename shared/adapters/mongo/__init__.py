@@ -14,6 +14,7 @@ from shared.adapters.mongo.cases import MongoCases, MongoReceipts, MongoRepeatIn
 from shared.adapters.mongo.desk import MongoDeskReads
 from shared.adapters.mongo.ferretdb import Document, GroupCommit, VersionClaims, is_ferretdb
 from shared.adapters.mongo.monitoring import StoreCommandCounter
+from shared.adapters.mongo.queue import MongoDeskQueue
 from shared.adapters.mongo.records import MongoActionLog, MongoClock, MongoDeadLetters
 from shared.adapters.mongo.timers import MongoTimerBook
 from shared.config import Settings
@@ -30,7 +31,8 @@ class MongoStorage:
         self.client = client
         self.db = client[database]
         commit = GroupCommit()
-        self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]))
+        self.desk_queue = MongoDeskQueue(self.db["desk_queue"], self.db["desk_queue_log"])
+        self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]), self.desk_queue)
         self.receipts = MongoReceipts(self.db["receipts"])
         self.repeats = MongoRepeatIndex(self.db["repeat_keys"])
         self.timers = MongoTimerBook(self.db["timer_days"], self.db["timer_claims"], self.db["control"], commit)
