@@ -1,10 +1,11 @@
-"""`triage run` (what `make run` does): everything up, a steady stream of complaints, routed cases shown
-as they reach their desks, and a clean stop on Ctrl-C."""
+"""`triage run` (what `make run` does): everything up, the desks' workbench with a token per unit, a steady
+stream of complaints, routed cases shown as they reach their desks, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import uuid
 
@@ -14,7 +15,8 @@ from shared import topics
 from shared.events import CaseRouted
 from tools import infra
 from tools.demo import load_samples, make_events
-from tools.processes import start_pipeline
+from tools.lifecycle import desk_tokens
+from tools.processes import PIPELINE, WITH_DESK_API, start_pipeline
 
 _UNIT_LABELS = {
     "police": "派出所", "mediation": "调处中心", "visitor": "来访中心", "legal": "法律服务", "command": "指挥中心",
@@ -45,8 +47,19 @@ async def _stream(kafka: str, rate: float) -> None:
             await asyncio.sleep(1 / rate)
 
 
+def _workbench(url: str, tokens: dict[str, str]) -> str:
+    """What a newcomer needs to sign in: the address, and each unit's token (fresh for this run)."""
+    width = max(len(label) for label in _UNIT_LABELS.values())
+    lines = [f"desk workbench (工作台): {url}/desk/   sign in with a unit's token and your name",
+             f"desk API (OpenAPI): {url}/openapi.json"]
+    lines += [f"  {unit:<9} {_UNIT_LABELS[unit]:<{width}}  {token}" for token, unit in tokens.items()]
+    return "\n".join(lines)
+
+
 def run_live(rate: float) -> int:
-    endpoints, fleet = start_pipeline()
+    tokens = desk_tokens()
+    endpoints, fleet = start_pipeline({"DESK_TOKENS": json.dumps(tokens)}, {**PIPELINE, **WITH_DESK_API})
+    print(_workbench(f"http://127.0.0.1:{fleet['desk_api'].port}", tokens), flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_stream(endpoints.kafka_bootstrap, rate))

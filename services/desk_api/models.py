@@ -4,6 +4,7 @@ allow-listed views of a case. No I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -128,8 +129,8 @@ def queue_view(unit: Unit, page: QueuePage, today: date, calendar: Calendar) -> 
     rows = []
     for e in page.entries:
         left = countdown(e.due, today, calendar)
-        rows.append(QueueRow(**e.model_dump(exclude={"version", "unit"}), working_days_left=left.working_days_left,
-                             countdown=left.colour))
+        shown = {k: v for k, v in asdict(e).items() if k not in ("version", "unit")}
+        rows.append(QueueRow(**shown, working_days_left=left.working_days_left, countdown=left.colour))
     return Queue(unit=unit, page=page.page, pages=page.pages, total=page.total, counts=page.counts, cases=rows)
 
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import bson
@@ -122,7 +122,7 @@ async def measure(queue: MongoDeskQueue, unit: Unit, filed: Sequence[QueueEntry]
         counts = (first.total, third.total)
     rng = random.Random(11)
     for e in rng.sample(list(filed), min(runs, len(filed))):
-        put_ms.append(await timed(queue.put(e.model_copy(update={"version": e.version + 1}))))
+        put_ms.append(await timed(queue.put(replace(e, version=e.version + 1))))
     noop_ms = [await timed(queue.put(e)) for e in rng.sample(list(filed), min(runs, len(filed)))]
     return [
         f"queue of {unit.value}: {len(entries)} entries read; default filter {counts[0]}, channel=wechat {counts[1]}",
@@ -133,6 +133,41 @@ async def measure(queue: MongoDeskQueue, unit: Unit, filed: Sequence[QueueEntry]
         spread("put (a newer version: one logged revision)", put_ms),
         spread("put (filed already: a replay, reads only)", noop_ms),
     ]
+
+
+async def measure_pages(uri: str, database: str, unit: Unit, runs: int) -> list[str]:
+    """The desk app itself, in this process over the same store: the queue page a signed-in officer opens (and
+    polls every few seconds), and the JSON API's first page. In-process, so the time is the server's."""
+    import re
+
+    import httpx
+
+    from services.desk_api.main import create_app
+    from shared.config import Settings
+    from shared.events import DeskAction
+
+    async def publish(event: DeskAction) -> None:
+        raise AssertionError("the benchmark submits no action")
+
+    token = f"bench-{unit.value}-{uuid.uuid4().hex}"
+    settings = Settings(dev_mode=True, mongodb_uri=uri, mongodb_database=database, desk_tokens={token: unit})
+    app = create_app(settings, publish=publish)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        form = await client.get("/desk/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        await client.post("/desk/signin", data={"csrf": csrf.group(1), "token": token, "officer": "bench"})
+        page_ms, api_ms = [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            page = await client.get("/desk/")
+            page_ms.append((time.perf_counter() - started) * 1000)
+            assert page.status_code == 200 and "共 " in page.text, page.status_code
+            api_ms.append(await timed(client.get(f"/desks/{unit.value}/cases?limit=50",
+                                                 headers={"Authorization": f"Bearer {token}"})))
+    return [spread("queue page /desk/ (first: cold)", page_ms[:1]),
+            spread("queue page /desk/ (then, as it is polled)", page_ms[1:]),
+            spread("JSON API GET /desks/<unit>/cases", api_ms)]
 
 
 async def shard_sizes(db: AsyncDatabase[Document], unit: Unit) -> str:
@@ -156,6 +191,7 @@ async def run_queue_bench(uri: str, plan: Plan, progress: Callable[[str], None] 
         queue = MongoDeskQueue(db["desk_queue"], db["desk_queue_log"])
         lines = await measure(queue, plan.unit, filed, plan.runs)
         lines.append(await shard_sizes(db, plan.unit))
+        lines += await measure_pages(uri, database, plan.unit, plan.runs)
         return lines
     finally:
         await client.drop_database(database)
