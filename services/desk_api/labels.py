@@ -68,6 +68,11 @@ REASON_KINDS = _frozen({
 HANDBACK_REASONS = (
     "不属于本单位职责", "诉求应由其他部门先行处理", "已进入诉讼或仲裁程序", "地址不在本辖区", "信息不全无法办理",
 )
+DEADLINE_RULES = _frozen({
+    "visitor.accept": "信访受理告知", "visitor.resolve": "信访事项办理", "visitor.extension": "信访延期办理",
+    "visitor.review": "复查复核", "legal_aid.decision": "法律援助审查决定", "mediation.resolve": "调解终结",
+    "hotline.consult": "热线咨询答复", "hotline.help": "热线求助办理", "hotline.complaint": "热线投诉办理",
+})
 OUTCOMES = _frozen({"submitted": "已提交，待处理", "applied": "已生效", "rejected": "被拒绝"})
 
 

@@ -86,7 +86,9 @@ def _rule_label(code: str) -> str:
         return f"分类：{L.label(L.CATEGORIES, name)}"
     if family == "flag":
         return f"风险：{L.label(L.RISK_FLAGS, name)}"
-    return code
+    if family == "danger":
+        return f"危险线索：{name}"
+    return f"线索：{name}" if family == "signal" else code
 
 
 def reasons_of(case: Mapping[str, Any]) -> Reasons:

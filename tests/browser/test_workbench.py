@@ -29,11 +29,12 @@ MEDIATION = [
     "楼上邻居家卫生间漏水半年了，天花板发霉，找他们修一直推脱，物业也不管，请帮忙调解。",
     "我家和邻居因为宅基地上的一棵树归谁争执不下，两家老人天天吵架，希望有人出面调解。",
 ]
+CHANNELS = ("walk_in", "12345", "letter")  # the hotline's own limits run from routing: a countdown shows
 POLICE = "小区门口有人拿着刀威胁保安，说要砍人，现在人还在门口，大家都很害怕。"
 
 
 async def _routed(producer: AIOKafkaProducer, db: Db, text: str, channel: str = "walk_in") -> dict[str, Any]:
-    event = channel_event(text, channel=channel)
+    event = channel_event(text, channel=channel, complainant={"name": "王秀英", "phone": "13912345678"})
     await publish(producer, event)
     case_id = case_id_for(channel, event["event_id"])
 
@@ -55,7 +56,7 @@ def _wait_for(browser: WebDriver, what: str, condition: Any, timeout: float = 60
 async def test_a_mediation_officer_works_a_case_in_the_browser(
         assets_dir: Path, fleet: Fleet, producer: AIOKafkaProducer, db: Db, desk_url: str, browser: WebDriver,
 ) -> None:
-    cases = [await _routed(producer, db, text) for text in MEDIATION]
+    cases = [await _routed(producer, db, text, channel) for text, channel in zip(MEDIATION, CHANNELS, strict=True)]
     ours = [c for c in cases if c["unit"] == "mediation"]
     assert len(ours) >= 2, [c["unit"] for c in cases]
     elsewhere = await _routed(producer, db, POLICE, channel="110")
@@ -89,6 +90,7 @@ async def test_a_mediation_officer_works_a_case_in_the_browser(
     _wait_for(browser, "the case page", lambda d: d.find_elements(By.ID, "case-status"))
     assert browser.find_element(By.ID, "case-status").text == "待签收"
     assert browser.find_elements(By.CSS_SELECTOR, ".complaint mark"), "the rules' matched words are marked"
+    assert "139****5678" in browser.find_element(By.ID, "complainant").text  # masked until revealed
 
     browser.find_element(By.CSS_SELECTOR, "form[data-action=accept] button[type=submit]").click()
     _wait_for(browser, "the acceptance to apply", lambda d: d.find_element(By.ID, "case-status").text == "已签收")

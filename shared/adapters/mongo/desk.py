@@ -12,7 +12,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
 from shared.adapters.mongo.documents import case_from_document
-from shared.adapters.mongo.ferretdb import Document
+from shared.adapters.mongo.ferretdb import Document, objects_as_pairs
 from shared.domain.queue import QueueEntry, entry_of
 from shared.domain.triage import Unit
 from shared.ports import StoreUnavailable
@@ -78,7 +78,12 @@ class MongoDeskReads:
         await _guard(lambda: self.storage.desk_queue.remove(case_id, unit, version))
 
     async def get_case(self, case_id: str) -> Document | None:
-        return await _guard(lambda: self.cases.find_one({"_id": case_id}, {"timeline": 0}))
+        case = await _guard(lambda: self.cases.find_one({"_id": case_id}, {"timeline": 0}))
+        assessment = (case or {}).get("assessment")
+        if case is not None and isinstance(assessment, dict):  # stored as objects on FerretDB: pairs again
+            case["assessment"] = {**assessment, "top_categories": objects_as_pairs(
+                assessment.get("top_categories", []), "category", "probability")}
+        return case
 
     async def timeline_of(self, case_id: str) -> list[Document]:
         case = await _guard(lambda: self.cases.find_one({"_id": case_id}, {"timeline": 1}))
