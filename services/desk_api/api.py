@@ -88,7 +88,8 @@ async def reveal(unit: Desk, ctx: Ctx, case_id: str,
              summary="Submit an action; the follow-up applies or refuses it (read it back by its id)")
 async def act(
     unit: Desk, ctx: Ctx, case_id: str, body: models.ActionRequest, request: Request,
-    idempotency_key: Annotated[str | None, Header(description="Retries with the same key are one action")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key",
+                                                  description="Retries with the same key are one action")] = None,
 ) -> models.ActionSubmitted:
     problems = models.action_rules(body)
     if problems:

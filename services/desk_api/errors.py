@@ -92,6 +92,8 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:  # FastAPI could not parse the body (e.g. JSON nested past the parser's depth)
+        return await _api_error(request, ApiError(422, "invalid_json", "the body must be a JSON object (UTF-8)"))
     codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
     detail = NOT_FOUND if exc.status_code == 404 else exc.detail
     return await _api_error(request, ApiError(exc.status_code, codes.get(exc.status_code, "http_error"), detail,

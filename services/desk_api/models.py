@@ -51,7 +51,7 @@ class QueueRow(BaseModel):
     due: date | None = Field(description="The nearest open deadline's due date (the period ends at 24:00).")
     rule: str | None = Field(description="That deadline's rule.")
     working_days_left: int | None = Field(description="Negative when overdue.")
-    countdown: Colour = Field(description="green; amber within one working day; red overdue; grey paused.")
+    countdown: Colour = Field(description="green; amber within one working day; red overdue; none without a deadline.")
 
 
 class Queue(BaseModel):

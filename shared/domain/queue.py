@@ -126,7 +126,6 @@ class Colour(StrEnum):
     GREEN = "green"
     AMBER = "amber"
     RED = "red"
-    GREY = "grey"
     NONE = "none"
 
 
@@ -137,9 +136,10 @@ class Countdown:
     label: str
 
 
-def countdown(due: date | None, today: date, calendar: Calendar, *, paused: bool = False) -> Countdown:
+def countdown(due: date | None, today: date, calendar: Calendar) -> Countdown:
     """How near a deadline is, in working days (limits are set in working days): red once passed, amber on
-    its last working day or the one before, grey while the clock is paused."""
+    its last working day or the one before. (No clock is ever paused: a petition's one extension is granted
+    when it is asked for, and moves the due date instead.)"""
     if due is None:
         return Countdown(Colour.NONE, None, "无时限")
     if due < today:
@@ -150,8 +150,6 @@ def countdown(due: date | None, today: date, calendar: Calendar, *, paused: bool
         left = _working_days_between(today, due, calendar)
         label = "今日到期" if due == today else f"剩 {left} 个工作日"
         colour = Colour.AMBER if left <= 1 else Colour.GREEN
-    if paused:
-        return Countdown(Colour.GREY, left, f"已暂停（{label}）")
     return Countdown(colour, left, label)
 
 

@@ -7,6 +7,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -60,7 +61,8 @@ async def test_concurrent_puts_in_any_order_end_with_the_newest(storage: MongoSt
     await asyncio.gather(*(queues[v % 5].put(entry("GT-race", v)) for v in order))
     assert await versions(storage.desk_queue) == {"GT-race": 20}
     [found] = await storage.desk_queue.entries(Unit.MEDIATION)
-    assert found == entry("GT-race", 20)  # every field read back as written
+    # Every field read back as written, but the excerpt: shown rows are read from their cases.
+    assert found == replace(entry("GT-race", 20), excerpt="")
 
 
 async def test_a_remove_at_an_old_version_leaves_a_newer_entry(storage: MongoStorage) -> None:

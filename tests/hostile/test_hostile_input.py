@@ -142,7 +142,8 @@ async def test_script_tags_reach_desks_escaped(published: None, db: Db, desk_url
         shown = detail.json()["case"]
         assert (shown["text"], shown["location"], shown["external_ref"]) == (
             corpus.SCRIPT_TEXT, corpus.SCRIPT_LOCATION, corpus.SCRIPT_REF)
-        assert shown["complainant"]["name"] == corpus.SCRIPT_NAME
+        revealed = await desk.post(f"/desks/{unit}/cases/{cid}/reveal", params={"officer": "e2e"})
+        assert b"<" not in revealed.content and revealed.json()["complainant"]["name"] == corpus.SCRIPT_NAME
 
         queue = await desk.get(f"/desks/{unit}/cases", params={"limit": "200"})
         assert queue.status_code == 200

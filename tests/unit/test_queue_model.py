@@ -199,8 +199,3 @@ def test_overdue_counts_working_days_since_the_due_day() -> None:
     assert (c.colour, c.working_days_left, c.label) == (Colour.RED, -2, "超期 2 个工作日")
     c = countdown(date(2026, 4, 3), date(2026, 4, 6), CAL)  # over the Qingming weekend: no working day yet
     assert (c.colour, c.working_days_left, c.label) == (Colour.RED, 0, "已超期")
-
-
-def test_a_paused_clock_is_grey_and_still_counts() -> None:
-    c = countdown(MONDAY, FRIDAY, CAL, paused=True)
-    assert c.colour is Colour.GREY and c.working_days_left == 1 and "剩 1 个工作日" in c.label

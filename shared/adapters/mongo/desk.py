@@ -78,7 +78,7 @@ class MongoDeskReads:
         await _guard(lambda: self.storage.desk_queue.remove(case_id, unit, version))
 
     async def get_case(self, case_id: str) -> Document | None:
-        case = await _guard(lambda: self.cases.find_one({"_id": case_id}, {"timeline": 0}))
+        case: Document | None = await _guard(lambda: self.cases.find_one({"_id": case_id}, {"timeline": 0}))
         assessment = (case or {}).get("assessment")
         if case is not None and isinstance(assessment, dict):  # stored as objects on FerretDB: pairs again
             case["assessment"] = {**assessment, "top_categories": objects_as_pairs(

@@ -158,3 +158,40 @@ async def test_script_tags_in_complaints_are_escaped_not_stripped(client: httpx.
     assert detail["text"] == text and detail["location"] == "<img src=x onerror=alert(1)>"
 
 
+
+
+async def test_an_idempotency_key_makes_a_retried_post_one_action(client: httpx.AsyncClient, store: FakeStore,
+                                                                   publisher: FakePublisher) -> None:
+    store.add_case("GT-1", Unit.POLICE)
+    headers = {**auth(Unit.POLICE), "Idempotency-Key": "pos-7f3a-0001"}
+    body = {"action": "accept", "actor": "王警官"}
+    first = await client.post("/desks/police/cases/GT-1/actions", headers=headers, json=body)
+    retried = await client.post("/desks/police/cases/GT-1/actions", headers=headers, json=body)
+    assert first.status_code == retried.status_code == 202
+    assert first.json()["action_id"] == retried.json()["action_id"]
+    assert {e.event_id for e in publisher.events} == {first.json()["action_id"]}  # one action, however often sent
+    # The same key from another desk is another action; the same key for another request is refused.
+    other = await client.post("/desks/police/cases/GT-1/actions", headers=headers,
+                              json={"action": "escalate", "actor": "王警官"})
+    assert_error(other, 422, "idempotency_key_reused")
+    bad = await client.post("/desks/police/cases/GT-1/actions", headers={**headers, "Idempotency-Key": "a b"},
+                            json=body)
+    assert_error(bad, 422, "invalid_idempotency_key")
+
+
+async def test_the_openapi_document_describes_the_desk_api(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    assert {"/desks/{unit}/cases", "/desks/{unit}/cases/{case_id}", "/desks/{unit}/cases/{case_id}/actions",
+            "/desks/{unit}/cases/{case_id}/reveal", "/desks/{unit}/actions/{action_id}"} <= set(document["paths"])
+    post = document["paths"]["/desks/{unit}/cases/{case_id}/actions"]["post"]
+    assert "Idempotency-Key" in {p["name"] for p in post["parameters"]}
+    assert "HTTPBearer" in document["components"]["securitySchemes"]
+    assert not any(path.startswith("/desk/") for path in document["paths"])  # the pages are not the API
+    assert (await client.get("/docs")).status_code == 404  # its pages load scripts from a CDN
+
+
+async def test_json_nested_past_the_parsers_depth_is_422(client: httpx.AsyncClient, store: FakeStore) -> None:
+    store.add_case("GT-1", Unit.POLICE)
+    reply = await client.post("/desks/police/cases/GT-1/actions", content=b"[" * 10_000,
+                              headers={**auth(Unit.POLICE), "Content-Type": "application/json"})
+    assert_error(reply, 422, "invalid_json")
