@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -50,7 +51,17 @@ def _nearest_due(case: dict[str, Any]) -> date:
 
 
 def _wait_for(browser: WebDriver, what: str, condition: Any, timeout: float = 60) -> Any:
-    return WebDriverWait(browser, timeout, poll_frequency=0.25).until(condition, f"waiting for {what}")
+    """Wait for `condition`; the page may be swapped (htmx) or reloaded under it meanwhile."""
+    return WebDriverWait(browser, timeout, poll_frequency=0.25, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(condition, f"waiting for {what}")
+
+
+def _click(browser: WebDriver, selector: str) -> None:
+    """Click, finding the element again if the queue's refresh replaced it in between."""
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+    _wait_for(browser, f"{selector} to be clicked", clicked, 10)
 
 
 async def test_a_mediation_officer_works_a_case_in_the_browser(
@@ -72,7 +83,8 @@ async def test_a_mediation_officer_works_a_case_in_the_browser(
     assert browser.execute_script("return typeof window.htmx") == "object"  # served here, not from a CDN
 
     # The queue is in due order: the nearest open deadline first, a case without one last.
-    listed = [row.get_attribute("data-case") for row in browser.find_elements(By.CSS_SELECTOR, "tr.row[data-case]")]
+    listed = _wait_for(browser, "the rows", lambda d: [
+        row.get_attribute("data-case") for row in d.find_elements(By.CSS_SELECTOR, "tr.row[data-case]")])
     assert {c["_id"] for c in ours} <= set(listed)
     stored = {doc["_id"]: doc async for doc in db.cases.find({"_id": {"$in": listed}})}
     dues = [_nearest_due(stored[case_id]) for case_id in listed]
@@ -80,13 +92,21 @@ async def test_a_mediation_officer_works_a_case_in_the_browser(
     assert all(stored[case_id]["unit"] == "mediation" for case_id in listed)
     print(f"\nqueue screenshot: {screenshot(browser, 'desk-queue')}")
 
+    # A case routed while the officer looks at the queue appears in it without a reload.
+    browser.execute_script("document.body.dataset.loaded = 'once'")
+    arrived = await _routed(producer, db, "邻居在我家门口堆放杂物挡住出路，说了几次都不听，想请调解中心出面调解一下。")
+    assert arrived["unit"] == "mediation"
+    _wait_for(browser, "the new case in the queue",
+              lambda d: d.find_elements(By.CSS_SELECTOR, f"tr.row[data-case='{arrived['_id']}']"), 30)
+    assert browser.execute_script("return document.body.dataset.loaded") == "once"  # the same page
+
     # Another unit's case is not found by its address.
     browser.get(f"{desk_url}/desk/cases/{elsewhere['_id']}")
     assert "没有这个案件" in browser.find_element(By.TAG_NAME, "main").text
 
     case_id = ours[0]["_id"]
     browser.get(f"{desk_url}/desk/")
-    browser.find_element(By.CSS_SELECTOR, f"tr.row[data-case='{case_id}'] a").click()
+    _click(browser, f"tr.row[data-case='{case_id}'] a")
     _wait_for(browser, "the case page", lambda d: d.find_elements(By.ID, "case-status"))
     assert browser.find_element(By.ID, "case-status").text == "待签收"
     assert browser.find_elements(By.CSS_SELECTOR, ".complaint mark"), "the rules' matched words are marked"
@@ -102,14 +122,15 @@ async def test_a_mediation_officer_works_a_case_in_the_browser(
     browser.execute_script(f"document.querySelector('{resolve_form}').closest('details').open = true")
     browser.find_element(By.CSS_SELECTOR, f"{resolve_form} textarea[name=note]").send_keys("已调解")
     browser.find_element(By.CSS_SELECTOR, f"{resolve_form} button[type=submit]").click()
-    assert "校验码" in browser.find_element(By.TAG_NAME, "main").text
+    _wait_for(browser, "the refusal", lambda d: "校验码" in d.find_element(By.TAG_NAME, "main").text)
     assert (await db.cases.find_one({"_id": case_id}) or {})["status"] == "accepted"
 
     # Resolving needs the answer; with it, the case is resolved.
     browser.get(f"{desk_url}/desk/cases/{case_id}")
     browser.execute_script(f"document.querySelector('{resolve_form}').closest('details').open = true")
     browser.find_element(By.CSS_SELECTOR, f"{resolve_form} button[type=submit]").click()
-    error = browser.find_element(By.CSS_SELECTOR, f"{resolve_form} .field-error").text
+    error = _wait_for(browser, "the field's message",
+                      lambda d: d.find_elements(By.CSS_SELECTOR, f"{resolve_form} .field-error"))[0].text
     assert error == "请填写答复内容"
     browser.find_element(By.CSS_SELECTOR, f"{resolve_form} textarea[name=note]").send_keys(
         "经调解，双方同意重新确定院墙边界，费用各半，已电话答复来访人。")
