@@ -1,5 +1,6 @@
 """The desks' queue on the real store (FerretDB here): FerretDB loses one of two concurrent updates of a
-document, so these check that the shards' log of revisions keeps every write, in any order, from any writer."""
+document, so these check that the shards' log of revisions keeps every write, in any order, from any writer,
+and that every process reads what the others wrote."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.mongo import MongoStorage
-from shared.adapters.mongo.queue import SHARDS, MongoDeskQueue, entry_document, field_key, shard_id, shard_of
+from shared.adapters.mongo.queue import (
+    SHARDS,
+    SNAPSHOT_EVERY,
+    MongoDeskQueue,
+    entry_document,
+    field_key,
+    shard_id,
+    shard_of,
+)
 from shared.config import Settings
 from shared.domain.case import Case
 from shared.domain.change import Change
@@ -84,44 +93,41 @@ async def test_many_cases_over_every_shard_read_back_completely(storage: MongoSt
     assert await versions(storage.desk_queue, Unit.POLICE) == {}
 
 
-async def test_a_change_logged_but_not_written_is_read_and_finished_by_the_next_writer(storage: MongoStorage) -> None:
-    queue = storage.desk_queue
-    await queue.put(entry("GT-1", 1))
-    shard = shard_id(Unit.MEDIATION, shard_of("GT-1"))
-    doc = await queue.shards.find_one({"_id": shard})
-    assert doc is not None
-    # A writer took revision `rev` and died before writing the shard.
-    await queue.log.insert_one({"_id": f"{shard}@{doc['rev']}",
-                                "changes": [{"key": field_key("GT-1"), "op": "put", "v": 2, "entry": entry_document(entry("GT-1", 2))}]})
-    assert await versions(queue) == {"GT-1": 2}  # readers apply it
-    await queue.remove("GT-1", Unit.MEDIATION, 2)  # nothing to do at version 2, but the writer finishes it
-    after = await queue.shards.find_one({"_id": shard})
-    assert after is not None and after["rev"] == doc["rev"] + 1
-    assert after["cases"][field_key("GT-1")] == entry_document(entry("GT-1", 2))
+async def test_a_revision_another_process_logged_is_read_by_every_other(storage: MongoStorage) -> None:
+    reader, writer = writers(storage, 2)
+    await reader.put(entry("GT-1", 1))
+    assert await versions(reader) == {"GT-1": 1}  # the reader now knows the shard
+    await writer.put(entry("GT-1", 2))
+    await writer.put(entry("GT-2", 1))
+    assert await versions(reader) == {"GT-1": 2, "GT-2": 1}  # caught up from the log, one lookup a record
+    await reader.put(entry("GT-1", 2))  # filed already at 2: nothing logged
+    fresh = writers(storage, 1)[0]
+    assert await versions(fresh) == {"GT-1": 2, "GT-2": 1}
 
 
-async def test_a_shard_write_undone_by_a_late_one_is_still_read(storage: MongoStorage) -> None:
+async def test_snapshots_are_taken_and_an_older_one_landing_last_changes_nothing(storage: MongoStorage) -> None:
     queue = storage.desk_queue
-    same_shard = [i for i in (f"GT-{n}" for n in range(400)) if shard_of(i) == shard_of("GT-0")][:3]
-    await queue.put(entry(same_shard[0], 1))
+    same_shard = [i for i in (f"GT-{n}" for n in range(4000)) if shard_of(i) == shard_of("GT-0")][:SNAPSHOT_EVERY + 3]
     shard = shard_id(Unit.MEDIATION, shard_of("GT-0"))
-    early = await queue.shards.find_one({"_id": shard})
-    assert early is not None
-    for case_id in same_shard[1:]:
+    for case_id in same_shard[:SNAPSHOT_EVERY]:
         await queue.put(entry(case_id, 1))
-    await queue.shards.replace_one({"_id": shard}, early)  # a delayed write of revision 1 lands last
-    assert await versions(queue) == dict.fromkeys(same_shard, 1)
+    snapshot = await queue.shards.find_one({"_id": shard})
+    assert snapshot is not None and snapshot["rev"] == SNAPSHOT_EVERY and len(snapshot["cases"]) == SNAPSHOT_EVERY
+    for case_id in same_shard[SNAPSHOT_EVERY:]:
+        await queue.put(entry(case_id, 1))
+    first = {field_key(same_shard[0]): entry_document(entry(same_shard[0], 1))}  # the state at revision 1
+    await queue.shards.replace_one({"_id": shard}, {"_id": shard, "rev": 1, "cases": first})  # late, older
+    assert await versions(writers(storage, 1)[0]) == dict.fromkeys(same_shard, 1)  # replayed from the log
 
 
 async def test_an_unreadable_entry_is_left_out_and_the_rest_is_read(storage: MongoStorage) -> None:
     queue = storage.desk_queue
     await queue.put(entry("GT-good", 1))
     shard = shard_id(Unit.MEDIATION, shard_of("GT-bad"))
-    await queue.shards.update_one({"_id": shard}, {"$set": {"cases.GT-bad": "{not json"}, "$setOnInsert": {"rev": 0}},
-                                   upsert=True)
-    assert await versions(queue) == {"GT-good": 1}
+    await queue.shards.update_one({"_id": shard}, {"$set": {"cases.GT-bad": "{not json", "rev": 0}}, upsert=True)
+    assert await versions(writers(storage, 1)[0]) == {"GT-good": 1}
     await queue.put(entry("GT-bad", 1))  # a good version replaces it
-    assert await versions(queue) == {"GT-good": 1, "GT-bad": 1}
+    assert await versions(writers(storage, 1)[0]) == {"GT-good": 1, "GT-bad": 1}
 
 
 async def test_saving_a_case_files_it_in_its_units_queue(storage: MongoStorage) -> None:
@@ -130,8 +136,8 @@ async def test_saving_a_case_files_it_in_its_units_queue(storage: MongoStorage) 
     case.status, case.unit = CaseStatus.ROUTED, Unit.LEGAL
     await storage.cases.save(case, Change(fields={"status", "unit"}))
     assert await versions(storage.desk_queue, Unit.LEGAL) == {"GT-saved": 1}
-    case.status, case.unit = CaseStatus.ROUTED, Unit.POLICE
-    await storage.cases.save(case, Change(fields={"status", "unit"}))
+    case.status, case.unit, case.excluded_units = CaseStatus.ROUTED, Unit.POLICE, [Unit.LEGAL]  # handed back
+    await storage.cases.save(case, Change(fields={"status", "unit", "excluded_units"}))
     assert await versions(storage.desk_queue, Unit.LEGAL) == {}
     assert await versions(storage.desk_queue, Unit.POLICE) == {"GT-saved": 2}
     case.status = CaseStatus.CLOSED

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.adapters.memory import MemoryDeskQueue, MemoryStorage
+from shared.adapters.projection import units_before
 from shared.domain.case import Case
 from shared.domain.change import Change
 from shared.domain.lifecycle import CaseStatus
@@ -56,7 +57,7 @@ async def test_a_handed_back_and_rerouted_case_leaves_the_old_unit() -> None:
     storage = MemoryStorage()
     case = await new_case(storage)
     await step(storage, case, status=S.ROUTED, unit=Unit.MEDIATION)
-    await step(storage, case, status=S.RETURNED)  # handed back: still the unit's until routed again
+    await step(storage, case, status=S.RETURNED, excluded_units=[Unit.MEDIATION])  # the unit's until re-routed
     assert (await storage.desk_queue.entries(Unit.MEDIATION))[0].status is S.RETURNED
     await step(storage, case, status=S.ROUTED, unit=Unit.POLICE)
     assert await filed(storage.desk_queue, Unit.MEDIATION) == {}
@@ -78,6 +79,12 @@ async def test_a_closed_case_leaves_every_queue() -> None:
     await step(storage, case, status=S.ROUTED, unit=Unit.MEDIATION)
     await step(storage, case, status=S.CLOSED)
     assert storage.desk_queue.filed == {Unit.MEDIATION: {}}
+
+
+def test_a_case_can_have_been_only_with_the_units_it_left() -> None:
+    case = Case(id="GT-1", channel="12345", text="t", received_at=T0, unit=Unit.COMMAND,
+                excluded_units=[Unit.MEDIATION], escalated_from=Unit.POLICE)
+    assert units_before(case) == {Unit.COMMAND, Unit.MEDIATION, Unit.POLICE}
 
 
 async def test_an_older_version_never_overwrites_a_newer_one() -> None:
@@ -119,7 +126,7 @@ async def test_a_replay_takes_the_case_out_of_the_unit_it_left() -> None:
     case = await new_case(storage)
     await step(storage, case, status=S.ROUTED, unit=Unit.MEDIATION)
     stale = await storage.desk_queue.entries(Unit.MEDIATION)
-    await step(storage, case, status=S.ROUTED, unit=Unit.POLICE)
+    await step(storage, case, status=S.ROUTED, unit=Unit.POLICE, excluded_units=[Unit.MEDIATION])
     storage.desk_queue.filed = {Unit.MEDIATION: {"GT-1": stale[0]}}  # the move's queue writes were lost
     replayed = await storage.cases.get("GT-1")
     assert replayed is not None

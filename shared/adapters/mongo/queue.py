@@ -1,28 +1,23 @@
-"""The desks' queue on MongoDB: each unit's entries in SHARDS documents read by `_id`, the one lookup FerretDB
-(v1, on SQLite) indexes. Measured there on 100,000 documents: a find by `_id` 1.5 ms; a range or `$in` on
-`_id`, or any other filter with a sort, 2.3-2.6 s (whole-collection scans). So a desk's page reads its
-unit's shard documents concurrently, by `_id`, and cuts the page in memory (shared/domain/queue.py).
+"""The desks' queue on MongoDB: each unit's entries in SHARDS shards, every document read by `_id`, the one
+lookup FerretDB (v1, on SQLite) indexes. Measured there on 100,000 documents: a find by `_id` 1.5 ms; a range
+or `$in` on `_id`, or any other filter with a sort, 2.3-2.6 s (whole-collection scans). So a desk's page reads
+its unit's shards concurrently, by `_id`, and cuts the page in memory (shared/domain/queue.py).
 
-A shard document is `{"_id": "<unit>:<shard>", "rev": n, "cases": {<key>: "<the entry as a JSON array>"}}`.
-An entry is a JSON string, not a sub-document: FerretDB converts every value it reads, and a shard of 313
-entries read in 7 ms as strings against 25 ms as sub-documents (32 such reads at once: 190 ms against 820).
+A shard is a log of revisions, `desk_queue_log` `<shard>@<n>`: the changes (puts and removes) that take it
+from revision n to n+1. FerretDB applies an update by reading a document and writing it back whole, so two
+updates of one document at once lose one (measured: 200 concurrent `$set`s of 200 keys of one document kept
+27), whatever the update's filter says. What it does do atomically is refuse a second insert of one `_id`:
+the writer that inserts `<shard>@<n>` owns revision n, and every other writer of the shard sees the duplicate,
+catches up and tries n+1. Log records are small and never rewritten, and they are never deleted, so a shard's
+state is exactly its records in order (they grow with the case saves, like the cases' own timelines).
 
-Writes are a log, because FerretDB applies an update by reading the document and writing it back whole: two
-updates of one shard at once lose one (measured: 200 concurrent `$set`s of 200 different keys of one document
-kept 27), whatever the update's filter says, so a version-conditional `update_one` with `$or`/`$exists` (which
-FerretDB does evaluate correctly, one at a time) is not atomic there. What FerretDB does do atomically is
-refuse a second insert of one `_id`. So the change that takes a shard from revision n to n+1 is first
-inserted into `desk_queue_log` as `<shard>@<n>`: the writer that inserts it owns revision n, every other
-writer of the shard sees the duplicate and starts again from the newer state. The shard document is a cache
-of its log, written `rev`-conditionally:
-- a writer that dies between its log insert and its shard write leaves a change that the next writer of the
-  shard applies for it (the log holds the whole change), and that readers apply in memory meanwhile;
-- a shard write delayed past later ones can put back an older revision (the update's read and write are
-  apart): the changes after it are still in the log, so readers and the next writer apply them again.
-Log records older than LOG_KEPT revisions are deleted as the shard moves on. Within a process, the changes
-of one shard wait in line and go as one revision (a group commit), so a burst does not race itself.
-
-The same code is correct on MongoDB (where it is merely more careful than needed).
+Every SNAPSHOT_EVERY revisions, the writer of that revision also writes the whole shard, `desk_queue` `{"_id":
+<shard>, "rev": n, "cases": {<key>: "<entry as a JSON array>"}}` (the state before record n), so a reader
+starting cold replays a few records, not the whole history. A snapshot that loses a race to an older one is
+harmless: the records after it are still there. Each process keeps the shards it has read and catches them up
+with one lookup of the next record, so a write costs a lookup and an insert, and a page polled every few
+seconds costs a lookup per shard. Within a process, the changes of one shard wait in line and go as one
+revision (a group commit). The same code is correct on MongoDB (where it is merely more careful than needed).
 """
 
 from __future__ import annotations
@@ -35,14 +30,14 @@ import logging
 import random
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from shared.adapters.mongo.ferretdb import Document, GroupCommit
+from shared.adapters.mongo.ferretdb import Document, GroupCommit, KeyedLocks
 from shared.domain.lifecycle import CaseStatus
 from shared.domain.queue import QueueEntry
 from shared.domain.triage import Category, Unit, Urgency
@@ -50,11 +45,11 @@ from shared.handling import Contended
 
 log = logging.getLogger(__name__)
 
-# Enough shards that each stays small (about 300 entries, ~100 kB, at 10,000 open cases in a unit), since
-# FerretDB rewrites the whole shard document at every write; few enough that a desk's page is 32 reads by
-# `_id`, made at once.
+# Few enough that a cold page is 32 reads by `_id` made at once; enough that a snapshot stays small (about 300
+# entries, ~37 kB, at 10,000 open cases in a unit).
 SHARDS = 32
-LOG_KEPT = 64  # revisions of a shard's log kept: far more than writes can overtake one delayed write
+SNAPSHOT_EVERY = 16  # revisions between a shard's snapshots: what a cold reader replays at most, about
+CATCH_UP = 2 * SNAPSHOT_EVERY  # records a cached shard replays before it looks for a newer snapshot instead
 ATTEMPTS = 200  # a writer that loses the race for a revision this often gives up (Contended: retried later)
 
 _UNSAFE = {"%": "%25", ".": "%2E", "$": "%24"}
@@ -119,26 +114,25 @@ def effective(cases: Mapping[str, Any], change: Mapping[str, Any]) -> bool:
     return filed is not None and filed < change["v"]
 
 
-def step(cases: dict[str, Any], changes: Iterable[Mapping[str, Any]], rev: int) -> Document:
-    """Apply a logged revision's changes to `cases` (in memory), in order, and say the shard update that
-    does the same."""
-    touched: set[str] = set()
+def step(cases: dict[str, Any], changes: Iterable[Mapping[str, Any]]) -> bool:
+    """Apply a revision's changes to `cases`, in order; whether any changed anything."""
+    changed = False
     for change in changes:
         if effective(cases, change):
-            key = change["key"]
-            touched.add(key)
+            changed = True
             if change["op"] == "put":
-                cases[key] = change["entry"]
+                cases[change["key"]] = change["entry"]
             else:
-                del cases[key]
-    update: Document = {"$set": {"rev": rev + 1, **{f"cases.{k}": cases[k] for k in touched if k in cases}}}
-    gone = {f"cases.{k}": "" for k in touched if k not in cases}
-    return {**update, "$unset": gone} if gone else update
+                del cases[change["key"]]
+    return changed
 
 
-def changes_anything(update: Document) -> bool:
-    """Whether a shard update does more than move the revision on."""
-    return len(update["$set"]) > 1 or "$unset" in update
+@dataclass
+class _Shard:
+    """A shard as this process last knew it: the state before record `rev`."""
+
+    rev: int = 0
+    cases: dict[str, Any] = field(default_factory=dict)
 
 
 class MongoDeskQueue:
@@ -147,13 +141,16 @@ class MongoDeskQueue:
         self.shards = shards
         self.log = changes
         self.commit = commit or GroupCommit()  # this process's changes of one shard wait in line, then go together
+        self._known: dict[str, _Shard] = {}
+        self._locks = KeyedLocks()  # one catch-up of a shard at a time in this process
         self._decoded: dict[str, dict[str, tuple[str, QueueEntry]]] = {}  # shard → key → (stored text, entry)
 
     async def entries(self, unit: Unit) -> list[QueueEntry]:
-        states = await asyncio.gather(*(self._state(shard_id(unit, s)) for s in range(SHARDS)))
+        shards = [shard_id(unit, s) for s in range(SHARDS)]
+        states = await asyncio.gather(*(self._current(shard) for shard in shards))
         found: list[QueueEntry] = []
-        for shard, (_, cases, _) in zip((shard_id(unit, s) for s in range(SHARDS)), states, strict=True):
-            found.extend(self._decode(unit, shard, cases))
+        for shard, state in zip(shards, states, strict=True):
+            found.extend(self._decode(unit, shard, state.cases))
         return found
 
     def _decode(self, unit: Unit, shard: str, cases: Mapping[str, Any]) -> list[QueueEntry]:
@@ -168,7 +165,7 @@ class MongoDeskQueue:
                 continue
             try:
                 now[key] = (raw, entry_from_document(key, unit, raw))
-            except (ValidationError, KeyError, TypeError, ValueError, IndexError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
                 log.warning("queue entry %s of %s cannot be read, left out: %s", key, unit.value, exc)
         self._decoded[shard] = now
         return [entry for _, entry in now.values()]
@@ -184,41 +181,51 @@ class MongoDeskQueue:
     async def _change(self, shard: str, change: Document) -> None:
         await self.commit.write(f"desk_queue:{shard}", change, lambda changes: self._log(shard, changes))
 
-    async def _state(self, shard: str) -> tuple[int, dict[str, Any], list[tuple[int, Document]]]:
-        """The shard as its log says it is: its revision, its cases, and the logged changes its document
-        lacks yet (with the update that applies each)."""
+    async def _current(self, shard: str) -> _Shard:
+        """The shard as it is now: the state this process knew (or the snapshot), with the records after it."""
+        async with self._locks.hold(shard):
+            state = self._known.get(shard)
+            if state is None:
+                state = self._known[shard] = await self._snapshot(shard)
+            replayed = 0
+            while (record := await self.log.find_one({"_id": f"{shard}@{state.rev}"})) is not None:
+                step(state.cases, record["changes"])
+                state.rev += 1
+                replayed += 1
+                if replayed == CATCH_UP:  # far behind: a snapshot is nearer, if one was written since
+                    newer = await self._snapshot(shard)
+                    if newer.rev > state.rev:
+                        state = self._known[shard] = newer
+            return state
+
+    async def _snapshot(self, shard: str) -> _Shard:
         doc = await self.shards.find_one({"_id": shard})
-        rev = int(doc.get("rev", 0)) if doc else 0
-        cases: dict[str, Any] = dict(doc.get("cases", {})) if doc else {}
-        pending: list[tuple[int, Document]] = []
-        while (change := await self.log.find_one({"_id": f"{shard}@{rev}"})) is not None:
-            pending.append((rev, step(cases, change["changes"], rev)))
-            rev += 1
-        return rev, cases, pending
+        return _Shard(int(doc.get("rev", 0)), dict(doc.get("cases", {}))) if doc else _Shard()
 
     async def _log(self, shard: str, changes: list[Document]) -> None:
-        """Claim the shard's next revision for these changes, and write it."""
+        """Claim the shard's next revision for these changes."""
         for attempt in range(ATTEMPTS):
-            rev, cases, pending = await self._state(shard)
-            for pending_rev, update in pending:  # a writer that died, or a write that was undone: redo it
-                await self._write(shard, pending_rev, update)
-            if not changes_anything(step(dict(cases), changes, rev)):
+            state = await self._current(shard)
+            rev = state.rev
+            if not step(dict(state.cases), changes):
                 return  # each filed at this version or later already, or nothing to take out
             try:
                 await self.log.insert_one({"_id": f"{shard}@{rev}", "changes": changes, "at": datetime.now(UTC)})
-            except DuplicateKeyError:  # another writer took this revision: look again
+            except DuplicateKeyError:  # another writer took this revision: catch up, and try the next
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
                 continue
-            update = step(cases, changes, rev)
-            await asyncio.gather(self._write(shard, rev, update), self._forget(shard, rev - LOG_KEPT))
+            async with self._locks.hold(shard):
+                if state.rev == rev:  # nobody caught this process up past its own record meanwhile
+                    step(state.cases, changes)
+                    state.rev = rev + 1
+                    if state.rev % SNAPSHOT_EVERY == 0:
+                        await self._write_snapshot(shard, state)
             return
         raise Contended(f"queue shard {shard} kept changing under {len(changes)} changes")
 
-    async def _forget(self, shard: str, rev: int) -> None:
-        if rev >= 0:
-            await self.log.delete_one({"_id": f"{shard}@{rev}"})
-
-    async def _write(self, shard: str, rev: int, update: Document) -> None:
-        """Take the shard document from `rev` to `rev + 1`; a document already past it is left alone."""
-        with contextlib.suppress(DuplicateKeyError):  # revision 0 was written by another writer already
-            await self.shards.update_one({"_id": shard, "rev": rev}, update, upsert=rev == 0)
+    async def _write_snapshot(self, shard: str, state: _Shard) -> None:
+        """The shard as of `state.rev`, unless a later snapshot is there already (then the insert of the upsert
+        is refused: fine, it is newer)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.shards.update_one({"_id": shard, "rev": {"$lt": state.rev}},
+                                         {"$set": {"rev": state.rev, "cases": dict(state.cases)}}, upsert=True)
