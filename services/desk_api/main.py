@@ -31,6 +31,7 @@ from services.desk_api.sessions import Sessions
 from shared import topics
 from shared.adapters.mongo import MongoDeskReads, MongoStorage
 from shared.config import Settings, get_settings, refuse_unsafe
+from shared.domain.triage import Unit
 from shared.domain.workdays import default_calendar
 from shared.events import DeskAction
 from shared.logging import configure_logging
@@ -100,6 +101,15 @@ class _Metrics:
         await self.app(scope, receive, send)
 
 
+async def _warm(store: DeskStore) -> None:
+    """Read every unit's queue once at start, so the first desk to open its queue does not wait for it."""
+    for unit in Unit:
+        try:
+            await store.queue(unit)
+        except Exception as exc:  # the store may not be up yet: the first page reads it then
+            log.info("queue of %s not read ahead: %s", unit.value, type(exc).__name__)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -127,9 +137,12 @@ def create_app(
             log.warning("no desk tokens configured (DESK_TOKENS): every desk request will be refused")
         if kafka is not None:
             await kafka.connect()
+        warming = asyncio.create_task(_warm(store)) if storage is not None else None
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
             if kafka is not None:
                 await kafka.close()
             if storage is not None:
