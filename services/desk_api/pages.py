@@ -184,13 +184,9 @@ async def _case_page(request: Request, ctx: Context, session: DeskSession, case_
                      errors: dict[str, str] | None = None, failed: Action | None = None,
                      form: dict[str, str] | None = None, revealed: dict[str, str] | None = None,
                      notice: str | None = None) -> Response:
-    try:
-        case = await ctx.desk.case(session.unit, case_id)
-    except NotFound:
-        raise ApiError(404, "not_found") from None
-    entries = await ctx.desk.store.timeline_of(case_id)
-    reasons = views.reasons_of(case)
-    status_now = _choice(CaseStatus, case.get("status")) or CaseStatus.RECEIVED
+    # The action's outcome before the case: the follow-up saves the case, then records the outcome, so an
+    # outcome read first is already in the case read after it (the other way round could show it decided
+    # on a case read before it was applied, with nothing left to refresh the page).
     action_id = request.query_params.get("action")
     action_record = None
     if action_id:
@@ -198,6 +194,13 @@ async def _case_page(request: Request, ctx: Context, session: DeskSession, case_
             action_record = await ctx.desk.action(session.unit, action_id)
         except NotFound:
             action_id = None
+    try:
+        case = await ctx.desk.case(session.unit, case_id)
+    except NotFound:
+        raise ApiError(404, "not_found") from None
+    entries = await ctx.desk.store.timeline_of(case_id)
+    reasons = views.reasons_of(case)
+    status_now = _choice(CaseStatus, case.get("status")) or CaseStatus.RECEIVED
     return _render(
         request, "case.html", status, session=session, case=case, case_id=case_id,
         text=views.highlight(str(case.get("text", "")), reasons.terms), reasons=reasons,
