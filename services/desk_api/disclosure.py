@@ -30,6 +30,9 @@ class Disclosure:
     id_number: Visibility
 
 
+# Keys never shown from a timeline entry's detail, however it was written.
+PERSONAL_KEYS = frozenset({"complainant", "complainant_key", "name", "phone", "id_number"})
+
 V = Visibility
 DISCLOSURE: Mapping[Unit, Disclosure] = MappingProxyType({
     Unit.POLICE: Disclosure(name=V.FULL, phone=V.FULL, id_number=V.FULL),

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.desk_api.disclosure import PERSONAL_KEYS
 from services.desk_api.views import deadline_views
 from shared.domain.lifecycle import DESK_ACTIONS, Action, CaseStatus, Satisfaction
 from shared.domain.queue import Colour, QueuePage, countdown
@@ -28,8 +29,6 @@ DETAIL_FIELDS = (
     "handback_reason", "excluded_units", "extension_used", "agreement", "satisfaction", "reopen_count",
     "escalated_from", "escalated_at", "matter", "linked_cases",
 )
-# Keys never shown from a timeline entry's detail, however it was written.
-_PERSONAL_KEYS = frozenset({"complainant", "complainant_key", "phone", "id_number"})
 
 
 class Problem(BaseModel):
@@ -148,7 +147,7 @@ def case_detail(case: Mapping[str, Any], today: date, calendar: Calendar,
 
 def _without_personal(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _without_personal(v) for k, v in value.items() if k not in _PERSONAL_KEYS}
+        return {k: _without_personal(v) for k, v in value.items() if k not in PERSONAL_KEYS}
     if isinstance(value, list):
         return [_without_personal(v) for v in value]
     return value

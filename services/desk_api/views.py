@@ -13,11 +13,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from services.desk_api import labels as L
+from services.desk_api.disclosure import PERSONAL_KEYS
 from shared.domain.queue import Countdown, QueueEntry, countdown
 from shared.domain.workdays import CHINA_TZ, Calendar
 
-# Keys never shown from a timeline entry's detail, however it was written.
-_PERSONAL_KEYS = frozenset({"complainant", "complainant_key", "phone", "id_number", "name"})
 _TERM_SEPARATOR = "、"
 
 
@@ -132,7 +131,7 @@ def _detail_value(key: str, value: Any) -> str:
 def timeline_views(entries: Iterable[Mapping[str, Any]]) -> list[TimelineView]:
     return [TimelineView(local_time(e.get("at")), L.label(L.TIMELINE, e.get("kind")),
                          [(k, _detail_value(k, v)) for k, v in (e.get("detail") or {}).items()
-                          if k not in _PERSONAL_KEYS and v not in (None, "", [])])
+                          if k not in PERSONAL_KEYS and v not in (None, "", [])])
             for e in entries]
 
 
