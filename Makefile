@@ -62,7 +62,7 @@ browser:  ## headless Chromium, its driver and the CJK font for the browser test
 	  else echo "browser: installing needs root: run \`sudo $(APT_GET) install -y $(BROWSER_PACKAGES)\` once," \
 	    "or \`make browser\` as root (this user is not root and has no passwordless sudo)" >&2; exit 1; fi; \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y --no-install-recommends $(BROWSER_PACKAGES) && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y $(BROWSER_PACKAGES) && \
 	  { test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || \
 	    { echo "browser: apt-get finished, but $(CHROMIUM) or $(CHROMEDRIVER) is still missing" >&2; exit 1; }; } && \
 	  echo "==> browser: chromium $$($(CHROMIUM) --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n1) installed"; \
