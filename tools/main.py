@@ -100,6 +100,16 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return assets.main(["--out", args.out] if args.out else [])
 
 
+def _cmd_rebuild_queue(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.rebuild_queue import rebuild_queue
+
+    settings = get_settings()
+    filed = asyncio.run(rebuild_queue(settings.mongodb_uri, settings.mongodb_database))
+    print(f"rebuild-queue: {filed} open routed cases filed in the desks' queue of {settings.mongodb_database}")
+    return 0
+
+
 def _cmd_bench_queue(args: argparse.Namespace) -> int:
     from shared.config import get_settings
     from shared.domain.triage import Unit
@@ -194,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_cmd_bench)
 
+    p = sub.add_parser("rebuild-queue", help="drop the desks' queue and file every open routed case again "
+                                             "(after an upgrade, or a lost queue; stop the services first)")
+    p.set_defaults(func=_cmd_rebuild_queue)
     p = sub.add_parser("bench-queue", help="the desks' queue on the store: a page's read and a save's write cost, "
                        "over a fresh database of N cases (MONGODB_URI, default the local one)")
     p.add_argument("--cases", type=positive_int, default=100_000)

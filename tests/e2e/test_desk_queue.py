@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.mongo import MongoStorage
+from shared.adapters.mongo.documents import case_document
 from shared.adapters.mongo.queue import (
     SHARDS,
     SNAPSHOT_EVERY,
@@ -30,6 +31,7 @@ from shared.domain.lifecycle import CaseStatus
 from shared.domain.queue import QueueEntry, entry_of
 from shared.domain.triage import Unit, Urgency
 from tools import infra
+from tools.rebuild_queue import rebuild_queue
 
 pytestmark = [pytest.mark.e2e]
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -143,3 +145,14 @@ async def test_saving_a_case_files_it_in_its_units_queue(storage: MongoStorage) 
     case.status = CaseStatus.CLOSED
     await storage.cases.save(case, Change(fields={"status"}))
     assert await versions(storage.desk_queue, Unit.POLICE) == {}
+
+
+async def test_the_queue_is_rebuilt_from_the_cases(storage: MongoStorage, endpoints: infra.Endpoints) -> None:
+    routed = Case(id="GT-before", channel="12345", text="早先派出的案件", received_at=T0, status=CaseStatus.ROUTED,
+                  unit=Unit.VISITOR, version=3)
+    closed = routed.model_copy(update={"id": "GT-closed", "status": CaseStatus.CLOSED})
+    waiting = routed.model_copy(update={"id": "GT-waiting", "status": CaseStatus.CLASSIFIED, "unit": None})
+    await storage.db["cases"].insert_many([case_document(c, []) for c in (routed, closed, waiting)])
+    await storage.desk_queue.put(entry("GT-gone", 1, Unit.VISITOR))  # lost track of: the rebuild drops it
+    assert await rebuild_queue(endpoints.mongodb_uri, storage.db.name, progress=lambda _: None) == 1
+    assert await versions(writers(storage, 1)[0], Unit.VISITOR) == {"GT-before": 3}
