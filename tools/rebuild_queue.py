@@ -9,12 +9,9 @@ from collections.abc import Callable
 
 from pymongo import AsyncMongoClient
 
-from shared.adapters.mongo.documents import Document, case_from_document
+from shared.adapters.mongo.documents import QUEUE_ENTRY_PROJECTION, Document, case_from_document
 from shared.adapters.mongo.queue import MongoDeskQueue
 from shared.domain.queue import entry_of
-
-FIELDS = dict.fromkeys(("status", "unit", "urgency", "category", "channel", "overdue", "needs_review",
-                        "external_ref", "received_at", "deadlines", "text", "version"), 1)
 
 
 async def rebuild_queue(uri: str, database: str, progress: Callable[[str], None] = print) -> int:
@@ -26,7 +23,7 @@ async def rebuild_queue(uri: str, database: str, progress: Callable[[str], None]
         await db.drop_collection("desk_queue_log")
         queue = MongoDeskQueue(db["desk_queue"], db["desk_queue_log"])
         filed = 0
-        async for doc in db["cases"].find({}, FIELDS, batch_size=1000):
+        async for doc in db["cases"].find({}, QUEUE_ENTRY_PROJECTION, batch_size=1000):
             entry = entry_of(case_from_document(doc))
             if entry is not None:
                 await queue.put(entry)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pymongo import ReturnDocument
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
-from shared.adapters.mongo.documents import case_from_document
+from shared.adapters.mongo.documents import QUEUE_ENTRY_PROJECTION, case_from_document
 from shared.adapters.mongo.ferretdb import Document, objects_as_pairs
 from shared.domain.queue import QueueEntry, entry_of
 from shared.domain.triage import Unit
@@ -19,9 +19,6 @@ from shared.ports import StoreUnavailable
 
 T = TypeVar("T")
 _OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError)
-# What a queue row is made of (shared.domain.queue.entry_of), read to check a row against its case.
-_ROW_FIELDS = dict.fromkeys(("status", "unit", "urgency", "category", "channel", "overdue", "needs_review",
-                             "external_ref", "received_at", "deadlines", "text", "version"), 1)
 
 
 async def _guard(operation: Callable[[], Awaitable[T]]) -> T:
@@ -63,7 +60,7 @@ class MongoDeskReads:
     async def verify(self, unit: Unit, entries: Sequence[QueueEntry]) -> list[QueueEntry]:
         """The rows as their cases stand now. A case that is no longer this unit's open work (its move was
         filed in the queue but not yet taken out of this unit's, say) is dropped, and taken out."""
-        docs = await _guard(lambda: asyncio.gather(*(self.cases.find_one({"_id": e.case_id}, _ROW_FIELDS)
+        docs = await _guard(lambda: asyncio.gather(*(self.cases.find_one({"_id": e.case_id}, QUEUE_ENTRY_PROJECTION)
                                                      for e in entries)))
         rows: list[QueueEntry] = []
         for filed, doc in zip(entries, docs, strict=True):

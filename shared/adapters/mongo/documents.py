@@ -15,6 +15,10 @@ Document = dict[str, Any]
 
 # What a case is loaded with: everything but the timeline, which only grows and only the desk reads.
 CASE_PROJECTION: Document = {"timeline": 0}
+# What a case's queue entry is made of (shared.domain.queue.entry_of), for reads that need no more.
+QUEUE_ENTRY_PROJECTION: Document = dict.fromkeys((
+    "status", "unit", "urgency", "category", "channel", "overdue", "needs_review", "external_ref", "received_at",
+    "deadlines", "text", "version"), 1)
 
 
 def plain(value: Any) -> Any:
