@@ -9,6 +9,7 @@ complainant's name, phone or ID number: those stay in the case store.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -33,7 +34,8 @@ class Channel(StrEnum):
 
 
 # Identifiers end up in document ids and Kafka keys: keep them to a safe alphabet.
-SafeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+SafeId = Annotated[str, StringConstraints(pattern=f"^{SAFE_ID.pattern}$")]
 
 
 def _no_control_chars(value: str) -> str:

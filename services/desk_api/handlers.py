@@ -20,7 +20,7 @@ from services.desk_api.disclosure import disclose
 from services.desk_api.sessions import SessionBook
 from shared.domain.queue import QueueEntry, QueueFilter, QueuePage, queue_page
 from shared.domain.triage import Unit
-from shared.events import Channel, DeskAction, DeskActionPayload
+from shared.events import SAFE_ID, Channel, DeskAction, DeskActionPayload
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,6 @@ class KeyReused(Exception):
     """An Idempotency-Key already named a different request."""
 
 
-def _safe_id(value: str) -> bool:
-    return 0 < len(value) <= 128 and value[0].isascii() and value[0].isalnum() and all(
-        c.isascii() and (c.isalnum() or c in "._:-") for c in value)
-
-
 @dataclass
 class Desk:
     store: DeskStore
@@ -83,7 +78,7 @@ class Desk:
         return replace(found, entries=await self.store.verify(unit, found.entries))
 
     async def case(self, unit: Unit, case_id: str) -> Document:
-        if not _safe_id(case_id):
+        if not SAFE_ID.fullmatch(case_id):
             raise NotFound(case_id)
         case = await self.store.get_case(case_id)
         if case is None or case.get("unit") != unit.value:
@@ -92,7 +87,7 @@ class Desk:
 
     async def action(self, unit: Unit, action_id: str) -> Document | None:
         """The follow-up's record of an action, None while it has not decided; NotFound for another unit's."""
-        if not _safe_id(action_id):
+        if not SAFE_ID.fullmatch(action_id):
             raise NotFound(action_id)
         record = await self.store.get_action(action_id)
         if record is not None and record.get("unit") != unit.value:
