@@ -5,7 +5,7 @@ Labels are domain codes (channel, category, unit, reason), never personal data o
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -54,4 +54,12 @@ DESK_API_REQUESTS = Counter(
 STORE_COMMANDS = Counter(
     "triage_store_commands", "Commands sent to the store, by PyMongo's command monitoring", ["service", "command"],
     registry=REGISTRY,
+)
+SUPERVISOR_RATE = Gauge(
+    "triage_supervisor_rate", "A supervisors' rate for the current month, per unit (0..1; absent while undefined)",
+    ["unit", "figure"], registry=REGISTRY,
+)
+SUPERVISOR_CASES = Gauge(
+    "triage_supervisor_cases", "A supervisors' count for the current month, per unit (overdue_open: now)",
+    ["unit", "figure"], registry=REGISTRY,
 )
