@@ -202,6 +202,9 @@ class DeskActionPayload(BaseModel):
     )
     extension_days: Annotated[int, Field(ge=1, le=30)] | None = None
     satisfaction: Satisfaction | None = Field(default=None, description="Required for a return visit.")
+    solved: bool | None = Field(
+        default=None, description="A return visit's second answer: whether the complainant says the matter is "
+        "solved (解决率 counts the visits that asked).")
     amount: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = Field(
         default=None, description="The sum a mediation agreement settles (元), if any; record_agreement only.")
 

@@ -44,6 +44,7 @@ FORMS: Mapping[Action, tuple[Field, ...]] = {
     ),
     Action.RESOLVE: (_ANSWER,),
     Action.RETURN_VISIT: (
+        Field("solved", "问题是否解决", "radio", True, (("yes", "已解决"), ("no", "未解决"))),
         Field("satisfaction", "回访评价", "radio", True, tuple((s.value, SATISFACTION[s]) for s in Sat)),
         Field("note", "回访记录", "textarea"),
     ),
@@ -111,6 +112,8 @@ def parse_form(action: Action, form: Mapping[str, str], unit: Unit, actor: str) 
             fields["amount"] = amount
     if action is Action.RETURN_VISIT and values["satisfaction"]:
         fields["satisfaction"] = values["satisfaction"]
+    if action is Action.RETURN_VISIT and values["solved"]:
+        fields["solved"] = values["solved"] == "yes"
     if errors:
         raise FormErrors(errors)
     try:

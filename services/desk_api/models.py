@@ -75,6 +75,8 @@ class ActionRequest(BaseModel):
         default=None, description="Required to hand back and to request an extension.")
     extension_days: Annotated[int, Field(ge=1, le=30)] | None = None
     satisfaction: Satisfaction | None = Field(default=None, description="Required for a return visit.")
+    solved: bool | None = Field(
+        default=None, description="A return visit's other answer: whether the complainant says it is solved.")
     amount: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = Field(
         default=None, description="The sum a mediation agreement settles (元); record_agreement only.")
 
@@ -117,6 +119,8 @@ def action_rules(request: ActionRequest) -> list[dict[str, str]]:
                                 "or dissatisfied")
     if request.satisfaction is not None and request.action is not Action.RETURN_VISIT:
         problem("satisfaction", "satisfaction belongs to a return_visit only")
+    if request.solved is not None and request.action is not Action.RETURN_VISIT:
+        problem("solved", "solved belongs to a return_visit only")
     if request.extension_days is not None and request.action is not Action.REQUEST_EXTENSION:
         problem("extension_days", "extension_days belongs to a request_extension only")
     if request.amount is not None and request.action is not Action.RECORD_AGREEMENT:

@@ -306,7 +306,9 @@ class Case(BaseModel):
         self._set(change, status=transition.after, updated_at=now)
         fields(change)
         detail = {k: v for k, v in (("note", p.note), ("reason", p.reason),
-                                    ("satisfaction", p.satisfaction.value if p.satisfaction else None)) if v}
+                                    ("satisfaction", p.satisfaction.value if p.satisfaction else None),
+                                    ("solved", p.solved), ("amount", str(p.amount) if p.amount is not None else None))
+                  if v is not None and v != ""}
         self._record(change, f"action:{action.event_id}", now, p.action.value, unit=p.unit.value, actor=p.actor,
                      before=transition.before.value, after=transition.after.value, **detail)
         change.events.extend(self._consequences(action))

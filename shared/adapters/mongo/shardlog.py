@@ -1,0 +1,162 @@
+"""A set of keyed records kept as a log of revisions, for FerretDB, which loses one of two concurrent updates
+of a document: the desks' queue (queue.py) and the supervisors' figures (figures.py) are kept this way.
+
+A shard is a log of revisions, `<log>` `<shard>@<n>`: the changes (puts, removes, adds) that take it from
+revision n to n+1. FerretDB applies an update by reading a document and writing it back whole, so two updates
+of one document at once lose one (measured: 200 concurrent `$set`s of 200 keys of one document kept 27),
+whatever the update's filter says. What it does do atomically is refuse a second insert of one `_id`: the
+writer that inserts `<shard>@<n>` owns revision n, and every other writer of the shard sees the duplicate,
+catches up and tries n+1. Log records are small and never rewritten, and they are never deleted, so a shard's
+state is exactly its records in order.
+
+Every `snapshot_every` revisions, the writer of that revision also writes the whole shard, `{"_id": <shard>,
+"rev": n, "cases": {<key>: <value>}}` (the state before record n), so a reader starting cold replays a few
+records, not the whole history. A snapshot that loses a race to an older one is harmless: the records after it
+are still there. Each process keeps the shards it has read and catches them up with one lookup of the next
+record, so a write costs a lookup and an insert. Within a process, the changes of one shard wait in line and go
+as one revision (a group commit). The same code is correct on MongoDB (where it is merely more careful than
+needed).
+
+A change is `{"key", "op": "put" | "remove", "v": <version>, ...}` (only a newer version replaces, only an
+older one is removed) or `{"key", "op": "add", "value"}` (the first value of a key stands: facts that never
+change).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from shared.adapters.mongo.ferretdb import Document, GroupCommit, KeyedLocks
+from shared.handling import Contended
+
+ATTEMPTS = 200  # a writer that loses the race for a revision this often gives up (Contended: retried later)
+
+_UNSAFE = {"%": "%25", ".": "%2E", "$": "%24"}
+_SAFE = {v: k for k, v in _UNSAFE.items()}
+
+
+def field_key(key: str) -> str:
+    """A key as a field name: no dot (a path) and no dollar (an operator); reversible."""
+    return re.sub(r"[%.$]", lambda m: _UNSAFE[m.group()], key)
+
+
+def case_key(key: str) -> str:
+    return re.sub(r"%(25|2E|24)", lambda m: _SAFE[m.group()], key)
+
+
+def _filed_version(cases: Mapping[str, Any], key: str) -> int | None:
+    filed = cases.get(key)
+    if filed is None:
+        return None
+    try:
+        return int(json.loads(filed)[0])
+    except (TypeError, ValueError, KeyError, IndexError):  # unreadable: any version replaces it, a remove takes it
+        return -1
+
+
+def effective(cases: Mapping[str, Any], change: Mapping[str, Any]) -> bool:
+    """Whether a change changes anything: a put of a newer version, a remove of an older one, a first add."""
+    if change["op"] == "add":
+        return change["key"] not in cases
+    filed = _filed_version(cases, change["key"])
+    if change["op"] == "put":
+        return filed is None or filed < change["v"]
+    return filed is not None and filed < change["v"]
+
+
+def step(cases: dict[str, Any], changes: Iterable[Mapping[str, Any]]) -> bool:
+    """Apply a revision's changes to `cases`, in order; whether any changed anything."""
+    changed = False
+    for change in changes:
+        if effective(cases, change):
+            changed = True
+            if change["op"] == "put":
+                cases[change["key"]] = change["entry"]
+            elif change["op"] == "add":
+                cases[change["key"]] = change["value"]
+            else:
+                del cases[change["key"]]
+    return changed
+
+
+@dataclass
+class Shard:
+    """A shard as this process last knew it: the state before record `rev`."""
+
+    rev: int = 0
+    cases: dict[str, Any] = field(default_factory=dict)
+
+
+class ShardLog:
+    def __init__(self, snapshots: AsyncCollection[Document], records: AsyncCollection[Document],
+                 snapshot_every: int = 16, commit: GroupCommit | None = None) -> None:
+        self.shards = snapshots
+        self.log = records
+        self.snapshot_every = snapshot_every  # revisions between a shard's snapshots: what a cold reader replays
+        self.catch_up = 2 * snapshot_every  # records a cached shard replays before it looks for a newer snapshot
+        self.commit = commit or GroupCommit()  # this process's changes of one shard wait in line, then go together
+        self._known: dict[str, Shard] = {}
+        self._locks = KeyedLocks()  # one catch-up of a shard at a time in this process
+
+    async def change(self, shard: str, change: Document) -> None:
+        await self.commit.write(f"{self.log.name}:{shard}", change, lambda changes: self._log(shard, changes))
+
+    async def current(self, shard: str) -> Shard:
+        """The shard as it is now: the state this process knew (or the snapshot), with the records after it."""
+        async with self._locks.hold(shard):
+            state = self._known.get(shard)
+            if state is None:
+                state = self._known[shard] = await self._snapshot(shard)
+            replayed = 0
+            while (record := await self.log.find_one({"_id": f"{shard}@{state.rev}"})) is not None:
+                step(state.cases, record["changes"])
+                state.rev += 1
+                replayed += 1
+                if replayed == self.catch_up:  # far behind: a snapshot is nearer, if one was written since
+                    newer = await self._snapshot(shard)
+                    if newer.rev > state.rev:
+                        state = self._known[shard] = newer
+            return state
+
+    async def _snapshot(self, shard: str) -> Shard:
+        doc = await self.shards.find_one({"_id": shard})
+        return Shard(int(doc.get("rev", 0)), dict(doc.get("cases", {}))) if doc else Shard()
+
+    async def _log(self, shard: str, changes: list[Document]) -> None:
+        """Claim the shard's next revision for these changes."""
+        for attempt in range(ATTEMPTS):
+            state = await self.current(shard)
+            rev = state.rev
+            if not step(dict(state.cases), changes):
+                return  # each filed at this version or later already, or nothing to take out
+            try:
+                await self.log.insert_one({"_id": f"{shard}@{rev}", "changes": changes, "at": datetime.now(UTC)})
+            except DuplicateKeyError:  # another writer took this revision: catch up, and try the next
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+                continue
+            async with self._locks.hold(shard):
+                if state.rev == rev:  # nobody caught this process up past its own record meanwhile
+                    step(state.cases, changes)
+                    state.rev = rev + 1
+                    if state.rev % self.snapshot_every == 0:
+                        await self._write_snapshot(shard, state)
+            return
+        raise Contended(f"{self.log.name} shard {shard} kept changing under {len(changes)} changes")
+
+    async def _write_snapshot(self, shard: str, state: Shard) -> None:
+        """The shard as of `state.rev`, unless a later snapshot is there already (then the insert of the upsert
+        is refused: fine, it is newer)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.shards.update_one({"_id": shard, "rev": {"$lt": state.rev}},
+                                         {"$set": {"rev": state.rev, "cases": dict(state.cases)}}, upsert=True)
