@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from shared.domain.case import Case
 from shared.domain.change import Change, TimelineEntry
+from shared.domain.facts import Fact
+from shared.domain.figures import Tally
 from shared.domain.followup import TimerSpec
 from shared.domain.queue import QueueEntry
 from shared.domain.repeats import CaseFingerprint
@@ -53,6 +55,17 @@ class DeskQueue(Protocol):
 
     async def remove(self, case_id: str, unit: Unit, version: int) -> None:
         """Take the case out of the unit's queue, unless filed there at `version` or later."""
+        ...
+
+
+class FigureBook(Protocol):
+    """The facts the supervisors' figures are counted from, kept by every case save like the queue, filed by
+    unit and month. A fact's id decides: the first fact of an id stands, so a redelivery adds nothing."""
+
+    async def add(self, facts: Sequence[Fact]) -> None: ...
+
+    async def tally(self, unit: Unit | None, month: str) -> Tally:
+        """The tally of the facts of a unit (None: repeats merged before routing) that count in a month."""
         ...
 
 
@@ -137,6 +150,9 @@ class Storage(Protocol):
 
     @property
     def desk_queue(self) -> DeskQueue: ...
+
+    @property
+    def figures(self) -> FigureBook: ...
 
     @property
     def receipts(self) -> ReceiptBook: ...

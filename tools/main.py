@@ -110,6 +110,16 @@ def _cmd_rebuild_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.stats import rebuild_figures
+
+    settings = get_settings()
+    cases, facts = asyncio.run(rebuild_figures(settings.mongodb_uri, settings.mongodb_database))
+    print(f"stats rebuild: {facts} facts of {cases} cases filed in the figures of {settings.mongodb_database}")
+    return 0
+
+
 def _cmd_bench_queue(args: argparse.Namespace) -> int:
     from shared.config import get_settings
     from shared.domain.triage import Unit
@@ -207,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rebuild-queue", help="drop the desks' queue and file every open routed case again "
                                              "(after an upgrade, or a lost queue; stop the services first)")
     p.set_defaults(func=_cmd_rebuild_queue)
+    p = sub.add_parser("stats", help="the supervisors' figures: `stats rebuild` files every case's facts again "
+                                     "from the timelines (after an upgrade, or lost figures; stop the services first)")
+    p.add_argument("action", choices=["rebuild"])
+    p.set_defaults(func=_cmd_stats)
     p = sub.add_parser("bench-queue", help="the desks' queue on the store: a page's read and a save's write cost, "
                        "over a fresh database of N cases (MONGODB_URI, default the local one)")
     p.add_argument("--cases", type=positive_int, default=100_000)

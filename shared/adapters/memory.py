@@ -7,9 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from shared.adapters.projection import moved_by, project
+from shared.adapters.projection import Projection
 from shared.domain.case import Case
 from shared.domain.change import Change, TimelineEntry
+from shared.domain.facts import Fact
+from shared.domain.figures import Tally, month_of
 from shared.domain.followup import TimerSpec
 from shared.domain.lifecycle import OPEN_STATUSES
 from shared.domain.queue import QueueEntry
@@ -41,11 +43,27 @@ class MemoryDeskQueue:
             del queue[case_id]
 
 
+class MemoryFigures:
+    """Facts by (unit, month), the first of each id kept."""
+
+    def __init__(self) -> None:
+        self.filed: dict[tuple[Unit | None, str], dict[str, Fact]] = {}
+
+    async def add(self, facts: Sequence[Fact]) -> None:
+        for fact in facts:
+            self.filed.setdefault((fact.unit, month_of(fact.cohort)), {}).setdefault(fact.id, fact)
+
+    async def tally(self, unit: Unit | None, month: str) -> Tally:
+        return Tally.of(self.filed.get((unit, month), {}).values())
+
+
 class MemoryCases:
-    def __init__(self, queue: MemoryDeskQueue | None = None) -> None:
+    def __init__(self, queue: MemoryDeskQueue | None = None, figures: MemoryFigures | None = None) -> None:
         self.stored: dict[str, Case] = {}
         self.timelines: dict[str, list[TimelineEntry]] = {}
         self.queue = queue if queue is not None else MemoryDeskQueue()
+        self.figures = figures if figures is not None else MemoryFigures()
+        self.projection = Projection(self.queue, self.figures)
 
     async def get(self, case_id: str) -> Case | None:
         case = self.stored.get(case_id)
@@ -66,7 +84,7 @@ class MemoryCases:
             case.version += 1
             self.stored[case.id] = case.model_copy(deep=True)
             self.timelines[case.id].extend(change.entries)
-        await project(self.queue, case, moved_by(change.changed, change.fields))
+        await self.projection.saved(case, change, lambda: self.timeline(case.id))
 
     async def fingerprints(self, case_ids: Sequence[str]) -> list[CaseFingerprint]:
         return [CaseFingerprint(c.id, c.complainant_key, signature_of(c.text), c.received_at)
@@ -179,7 +197,8 @@ class MemoryClock:
 class MemoryStorage:
     def __init__(self) -> None:
         self.desk_queue = MemoryDeskQueue()
-        self.cases = MemoryCases(self.desk_queue)
+        self.figures = MemoryFigures()
+        self.cases = MemoryCases(self.desk_queue, self.figures)
         self.receipts = MemoryReceipts()
         self.repeats = MemoryRepeatIndex()
         self.timers = MemoryTimerBook()

@@ -1,16 +1,37 @@
-"""The desks' queue follows the cases: every case save files the case's entry in its unit's queue, and takes
-it out of the queues it left. Both adapters' `save` call `project`, after the case is written and also when a
-change changed nothing (a redelivery), so a crash between the two writes is repaired when the event comes
-again."""
+"""What every case save keeps in step with the case: the desks' queue, and the facts the supervisors' figures
+are counted from. Both adapters' `save` call `Projection.saved`, after the case is written and also when a
+change changed nothing (a redelivery), so a crash between the writes is repaired when the event comes again:
+the queue is filed again at the case's version, and the facts are read again from the whole timeline (only
+then is it read; the first of each fact stands)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from shared.domain.case import Case
+from shared.domain.change import Change, TimelineEntry
+from shared.domain.facts import facts_of_case, facts_of_change
 from shared.domain.queue import entry_of
 from shared.domain.triage import Unit
-from shared.ports import DeskQueue
+from shared.domain.workdays import Calendar, default_calendar
+from shared.ports import DeskQueue, FigureBook
+
+
+class Projection:
+    def __init__(self, queue: DeskQueue, figures: FigureBook, calendar: Calendar | None = None) -> None:
+        self.queue = queue
+        self.figures = figures
+        self.calendar = calendar or default_calendar()
+
+    async def saved(self, case: Case, change: Change,
+                    timeline: Callable[[], Awaitable[list[TimelineEntry]]]) -> None:
+        if change.changed:
+            facts = facts_of_change(case, change.entries, self.calendar)
+        else:  # a replay: what the first delivery added is not known here
+            facts = facts_of_case(case, await timeline(), self.calendar)
+        await asyncio.gather(project(self.queue, case, moved_by(change.changed, change.fields)),
+                             self.figures.add(facts))
 
 
 async def project(queue: DeskQueue, case: Case, moved: bool) -> None:

@@ -119,18 +119,26 @@ class Tally:
         if fact.kind is FactKind.ESCALATED and fact.unit is not None:
             self.escalations.append((fact.case_id, fact.unit, fact.day))
 
-    def __add__(self, other: Tally) -> Tally:
-        total = Tally(self.by_day + other.by_day, self.by_category + other.by_category,
-                      self.by_channel + other.by_channel, dict(self.amount_by_day),
-                      dict(self.late_since), dict(self.stay_ended), [*self.escalations, *other.escalations])
+    def absorb(self, other: Tally) -> None:
+        """Add `other`'s counts to this tally's."""
+        self.by_day.update(other.by_day)
+        self.by_category.update(other.by_category)
+        self.by_channel.update(other.by_channel)
         for day, amount in other.amount_by_day.items():
-            total.amount_by_day[day] = total.amount_by_day.get(day, Decimal(0)) + amount
+            self.amount_by_day[day] = self.amount_by_day.get(day, Decimal(0)) + amount
         for stay, (unit, day) in other.late_since.items():
-            if stay not in total.late_since or day < total.late_since[stay][1]:
-                total.late_since[stay] = (unit, day)
+            if stay not in self.late_since or day < self.late_since[stay][1]:
+                self.late_since[stay] = (unit, day)
         for stay, day in other.stay_ended.items():
-            if stay not in total.stay_ended or day < total.stay_ended[stay]:
-                total.stay_ended[stay] = day
+            if stay not in self.stay_ended or day < self.stay_ended[stay]:
+                self.stay_ended[stay] = day
+        self.escalations.extend(other.escalations)
+
+    @classmethod
+    def combined(cls, tallies: Iterable[Tally]) -> Tally:
+        total = cls()
+        for tally in tallies:
+            total.absorb(tally)
         return total
 
     # --- reading it -----------------------------------------------------------------------------------

@@ -20,10 +20,10 @@ from shared.adapters.mongo.queue import (
     SNAPSHOT_EVERY,
     MongoDeskQueue,
     entry_document,
-    field_key,
     shard_id,
     shard_of,
 )
+from shared.adapters.mongo.shardlog import field_key
 from shared.config import Settings
 from shared.domain.case import Case
 from shared.domain.change import Change

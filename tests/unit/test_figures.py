@@ -55,9 +55,11 @@ class Story:
         self.case, first = Case.receive(event, case_id=case_id, text="纠纷", complainant_key=None, now=received)
         self.timeline: list[TimelineEntry] = list(first.entries)
         self.saved: list[Fact] = []
+        self.steps: list[tuple[Case, Change]] = []  # the case as each save saw it, and what the save added
         self.actions = 0
 
     def _saved(self, change: Change) -> None:
+        self.steps.append((self.case.model_copy(deep=True), change))
         self.timeline.extend(change.entries)
         self.saved.extend(facts_of_change(self.case, change.entries, CAL))
 
@@ -186,7 +188,7 @@ def test_redelivered_facts_change_nothing(stories: list[Story]) -> None:
 
 def test_tallies_add_up(stories: list[Story]) -> None:
     per_unit = [tally(stories, u) for u in Unit]
-    total = sum(per_unit[1:], per_unit[0]) + Tally.of(f for s in stories for f in s.saved if f.unit is None)
+    total = Tally.combined([*per_unit, Tally.of(f for s in stories for f in s.saved if f.unit is None)])
     assert total.by_day == tally(stories).by_day
     assert total.amount(NOV) == Decimal("5000")
 

@@ -19,7 +19,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.adapters.mongo.documents import Document, case_document
-from shared.adapters.mongo.queue import SHARDS, MongoDeskQueue, entry_document, field_key, shard_id, shard_of
+from shared.adapters.mongo.queue import SHARDS, MongoDeskQueue, entry_document, shard_id, shard_of
+from shared.adapters.mongo.shardlog import field_key
 from shared.domain.case import Case
 from shared.domain.change import OpenDeadline
 from shared.domain.lifecycle import OPEN_STATUSES, CaseStatus

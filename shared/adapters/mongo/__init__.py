@@ -13,10 +13,12 @@ from pymongo import ASCENDING, AsyncMongoClient
 from shared.adapters.mongo.cases import MongoCases, MongoReceipts, MongoRepeatIndex
 from shared.adapters.mongo.desk import MongoDeskReads
 from shared.adapters.mongo.ferretdb import Document, GroupCommit, VersionClaims, is_ferretdb
+from shared.adapters.mongo.figures import MongoFigures
 from shared.adapters.mongo.monitoring import StoreCommandCounter
 from shared.adapters.mongo.queue import MongoDeskQueue
 from shared.adapters.mongo.records import MongoActionLog, MongoClock, MongoDeadLetters
 from shared.adapters.mongo.timers import MongoTimerBook
+from shared.adapters.projection import Projection
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
@@ -27,12 +29,14 @@ __all__ = ["MongoDeskReads", "MongoStorage"]
 class MongoStorage:
     """The store of one service: its ports, and the connection they share."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], database: str, figures_fresh_seconds: float = 0.0) -> None:
         self.client = client
         self.db = client[database]
         commit = GroupCommit()
         self.desk_queue = MongoDeskQueue(self.db["desk_queue"], self.db["desk_queue_log"])
-        self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]), self.desk_queue)
+        self.figures = MongoFigures(self.db["figures"], self.db["figures_log"], fresh_seconds=figures_fresh_seconds)
+        self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]),
+                                Projection(self.desk_queue, self.figures))
         self.receipts = MongoReceipts(self.db["receipts"])
         self.repeats = MongoRepeatIndex(self.db["repeat_keys"])
         self.timers = MongoTimerBook(self.db["timer_days"], self.db["timer_claims"], self.db["control"], commit)

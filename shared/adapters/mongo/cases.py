@@ -20,20 +20,20 @@ from shared.adapters.mongo.documents import (
     entry_from_document,
 )
 from shared.adapters.mongo.ferretdb import VersionClaims
-from shared.adapters.projection import moved_by, project
+from shared.adapters.projection import Projection
 from shared.domain.case import Case
 from shared.domain.change import Change, TimelineEntry
 from shared.domain.lifecycle import OPEN_STATUSES, CaseStatus
 from shared.domain.repeats import MAX_KEYED_CASES, CaseFingerprint, signature_of
 from shared.handling import Contended
-from shared.ports import DeskQueue
 
 
 class MongoCases:
-    def __init__(self, cases: AsyncCollection[Document], claims: VersionClaims | None, queue: DeskQueue) -> None:
+    def __init__(self, cases: AsyncCollection[Document], claims: VersionClaims | None,
+                 projection: Projection) -> None:
         self.collection = cases
         self.claims = claims  # None on MongoDB, where the update itself compares the version
-        self.queue = queue  # kept in step by every save
+        self.projection = projection  # the queue and the figures, kept in step by every save
 
     async def get(self, case_id: str) -> Case | None:
         doc = await self.collection.find_one({"_id": case_id}, CASE_PROJECTION)
@@ -45,11 +45,11 @@ class MongoCases:
         return result.upserted_id is not None
 
     async def save(self, case: Case, change: Change) -> None:
-        """Write the change, then bring the desks' queue in step; a change that changed nothing (a replay)
-        writes no case but still brings the queue in step, in case the first delivery stopped in between."""
+        """Write the change, then bring the queue and the figures in step; a change that changed nothing (a
+        replay) writes no case but still brings them in step, in case the first delivery stopped in between."""
         if change.changed:
             await self._write(case, change)
-        await project(self.queue, case, moved_by(change.changed, change.fields))
+        await self.projection.saved(case, change, lambda: self.timeline(case.id))
 
     async def _write(self, case: Case, change: Change) -> None:
         version = case.version
