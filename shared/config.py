@@ -11,11 +11,12 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from shared.domain.figures import DEFAULT_FLOORS, Figure
 from shared.domain.triage import Unit
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,23 @@ class Settings(BaseSettings):
     desk_assets_dir: Path | None = None
     desk_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     desk_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+
+    # Supervisors see every unit's figures, read-only and without personal data. SUPERVISOR_TOKENS='["<secret>"]'.
+    supervisor_tokens: list[str] = Field(default_factory=list, repr=False)
+    # A unit under one of these rates is highlighted: SUPERVISOR_FLOORS='{"satisfaction": 0.85, "on_time": 0.92}'.
+    supervisor_floors: dict[Figure, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: dict(DEFAULT_FLOORS))
+    # How long a process may show figures without looking for newer facts (a page polls; facts come by the second).
+    figures_fresh_seconds: float = Field(default=2.0, ge=0, le=300)
+
+    @field_validator("supervisor_tokens", mode="before")
+    @classmethod
+    def _supervisor_tokens_are_usable(cls, tokens: Any) -> Any:
+        if not isinstance(tokens, list) or not all(
+                isinstance(t, str) and len(t) >= MIN_TOKEN_LENGTH and not any(c.isspace() for c in t) for t in tokens):
+            raise ValueError(f"SUPERVISOR_TOKENS must be a JSON list of tokens of at least {MIN_TOKEN_LENGTH} "
+                             "characters and no spaces")
+        return tokens
 
     @field_validator("desk_tokens", mode="before")
     @classmethod

@@ -1,12 +1,16 @@
-"""Bearer-token authentication: one token, one unit (the tokens are `Settings.desk_tokens`)."""
+"""Bearer-token authentication: one token, one holder (a desk token's unit, `Settings.desk_tokens`; a
+supervisor token's role, `Settings.supervisor_tokens`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Generic, TypeVar
 
 from shared.domain.triage import Unit
+
+H = TypeVar("H")
 
 
 def _digest(token: str) -> bytes:
@@ -14,28 +18,31 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-class TokenAuthority:
+class TokenAuthority(Generic[H]):
     """Knows the tokens only as digests; compares in constant time and always against every token."""
 
-    def __init__(self, tokens: Mapping[str, Unit]) -> None:
-        self._digests = [(_digest(token), Unit(unit)) for token, unit in tokens.items()]
+    def __init__(self, tokens: Mapping[str, H]) -> None:
+        self._digests = [(_digest(token), holder) for token, holder in tokens.items()]
 
     @property
     def empty(self) -> bool:
         return not self._digests
 
-    def unit_for(self, authorization: str | None) -> Unit | None:
-        """The unit an `Authorization: Bearer <token>` header speaks for, or None."""
+    def unit_for(self, authorization: str | None) -> H | None:
+        """Whom an `Authorization: Bearer <token>` header speaks for (a desk token: its unit), or None."""
         token = bearer_token(authorization)
         if token is None:
             return None
         presented = _digest(token)
-        found: Unit | None = None
-        for digest, unit in self._digests:
+        found: H | None = None
+        for digest, holder in self._digests:
             # No early exit: the time taken does not depend on which token matched.
             if hmac.compare_digest(presented, digest):
-                found = unit
+                found = holder
         return found
+
+
+DeskAuthority = TokenAuthority[Unit]
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -8,17 +8,20 @@ from datetime import date, datetime
 
 from fastapi import Request
 
-from services.desk_api.auth import TokenAuthority
+from services.desk_api.auth import DeskAuthority, TokenAuthority
 from services.desk_api.handlers import Desk
 from services.desk_api.sessions import Sessions
+from services.desk_api.supervision import Supervision
 from shared.domain.workdays import Calendar, local_date
 
 
 @dataclass
 class Context:
     desk: Desk
-    authority: TokenAuthority
+    authority: DeskAuthority
+    supervisors: TokenAuthority[str]
     sessions: Sessions
+    supervision: Supervision
     calendar: Calendar
     clock: Callable[[], datetime]
     max_body_bytes: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from shared.domain.figures import Figure, Measure
 from shared.domain.lifecycle import Action, CaseStatus, Satisfaction
 from shared.domain.triage import Category, RiskFlag, Unit, Urgency
 from shared.events import Channel
@@ -73,6 +74,20 @@ DEADLINE_RULES = _frozen({
     "visitor.review": "复查复核", "legal_aid.decision": "法律援助审查决定", "mediation.resolve": "调解终结",
     "hotline.consult": "热线咨询答复", "hotline.help": "热线求助办理", "hotline.complaint": "热线投诉办理",
 })
+FIGURES = _frozen({
+    Figure.RESPONSE: "响应率", Figure.RESOLUTION: "解决率", Figure.SATISFACTION: "满意率", Figure.ON_TIME: "按时办结率",
+    Figure.VISITED: "回访率", Figure.REPEATS: "重复投诉率", Figure.HANDED_BACK: "退单率", Figure.REOPENED: "重办率",
+    Figure.MEDIATION_SUCCESS: "调解成功率",
+})
+MEASURES = _frozen({
+    Measure.RECEIVED: "受理", Measure.REPEATS: "重复来件", Measure.ROUTED: "派单", Measure.ACCEPTED: "签收",
+    Measure.ACCEPTED_IN_TIME: "按时签收", Measure.HANDED_BACK: "退单", Measure.RESOLVED: "办结",
+    Measure.RESOLVED_IN_TIME: "按时办结", Measure.MEDIATION_CONCLUDED: "调解终结", Measure.MEDIATION_AGREED: "调解成功",
+    Measure.AGREEMENTS: "调解协议", Measure.VISITED: "回访", Measure.VISITS_ASKED_SOLVED: "回访问及解决",
+    Measure.VISITS_SOLVED: "回访已解决", Measure.VISITS_SATISFIED: "回访满意", Measure.CLOSED: "结案",
+    Measure.REOPENED: "重办", Measure.ESCALATED: "督办", Measure.OVERDUE: "新增超期",
+})
+SPLIT_KEYS = _frozen({"unclassified": "未分类", **CATEGORIES, **CHANNELS})
 OUTCOMES = _frozen({"submitted": "已提交，待处理", "applied": "已生效", "rejected": "被拒绝"})
 
 

@@ -23,12 +23,14 @@ from prometheus_client import make_asgi_app
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from services.desk_api import api, errors, pages
+from services.desk_api import api, errors, pages, supervisor_pages
 from services.desk_api.auth import TokenAuthority
 from services.desk_api.context import Context
 from services.desk_api.handlers import Desk, DeskStore, Publish, PublishFailed
 from services.desk_api.sessions import Sessions
+from services.desk_api.supervision import Supervision
 from shared import topics
+from shared.adapters.memory import MemoryFigures
 from shared.adapters.mongo import MongoDeskReads, MongoStorage
 from shared.config import Settings, get_settings, refuse_unsafe
 from shared.domain.triage import Unit
@@ -36,6 +38,7 @@ from shared.domain.workdays import default_calendar
 from shared.events import DeskAction
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
+from shared.ports import FigureBook
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -115,16 +118,19 @@ def create_app(
     *,
     store: DeskStore | None = None,
     publish: Publish | None = None,
+    figures: FigureBook | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     """The app; tests pass `store` and `publish` fakes, a deployment lets it build the real ones."""
     settings = refuse_unsafe(settings or get_settings(), "desk-api", serves_desks=True)
     authority = TokenAuthority(settings.desk_tokens)
+    supervisors = TokenAuthority(dict.fromkeys(settings.supervisor_tokens, "supervisor"))
     storage: MongoStorage | None = None
     kafka: KafkaPublisher | None = None
     if store is None:
         storage = MongoStorage.from_settings(settings, "desk_api")
         store = MongoDeskReads(storage)
+        figures = storage.figures
     if publish is None:
         kafka = KafkaPublisher(settings.kafka_bootstrap_servers, settings.desk_publish_timeout_seconds)
         publish = kafka
@@ -153,12 +159,14 @@ def create_app(
                   description="The desks' queue, cases and actions, for the units' own systems. Authenticate "
                               "with the unit's desk token; send an Idempotency-Key with each POST.")
     app.state.context = Context(
-        desk=Desk(store, publish), authority=authority,
+        desk=Desk(store, publish), authority=authority, supervisors=supervisors,
         sessions=Sessions(store.sessions, timedelta(hours=settings.desk_session_hours), clock),
+        supervision=Supervision(figures or MemoryFigures(), settings.supervisor_floors, clock),
         calendar=default_calendar(), clock=clock, max_body_bytes=settings.desk_max_body_bytes,
         secure_cookies=settings.desk_secure_cookies)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(supervisor_pages.router)
     app.add_exception_handler(pages.SignInRequired, pages.sign_in_required)
     errors.install(app, settings.desk_max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

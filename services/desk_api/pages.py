@@ -7,36 +7,35 @@ SameSite=Strict, every form carries the session's CSRF token, and a form without
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import RedirectResponse, Response
 
-from services.desk_api import labels, views
+from services.desk_api import views
 from services.desk_api.context import Context, context
 from services.desk_api.disclosure import masked, may_reveal
 from services.desk_api.errors import ApiError
 from services.desk_api.forms import FORMS, FormErrors, available, parse_form
 from services.desk_api.handlers import NotFound, PublishFailed
 from services.desk_api.sessions import COOKIE, SIGN_IN_COOKIE, DeskSession, valid_officer
+from services.desk_api.web import check_csrf, check_sign_in_csrf, read_form, render, sign_in_form
 from shared.domain.lifecycle import Action, CaseStatus
 from shared.domain.queue import QueueFilter
 from shared.domain.triage import Category, Urgency
 
 PAGE_SIZE = 50
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.globals.update(L=labels, label=labels.label, FORMS=FORMS)
-templates.env.filters["local"] = views.local_time
 router = APIRouter(include_in_schema=False)
 
 
 class SignInRequired(Exception):
-    """No valid session: the desk is sent to the sign-in page (htmx is told to go there)."""
+    """No valid session: the desk (or supervisor) is sent to the sign-in page (htmx is told to go there)."""
+
+    def __init__(self, to: str = "/desk/signin") -> None:
+        super().__init__(to)
+        self.to = to
 
 
 async def signed_in(request: Request) -> DeskSession:
@@ -48,32 +47,14 @@ async def signed_in(request: Request) -> DeskSession:
 
 
 async def sign_in_required(request: Request, exc: Exception) -> Response:
+    to = exc.to if isinstance(exc, SignInRequired) else "/desk/signin"
     if request.headers.get("hx-request"):
-        return Response(status_code=401, headers={"HX-Redirect": "/desk/signin"})
-    return RedirectResponse("/desk/signin", 303)
+        return Response(status_code=401, headers={"HX-Redirect": to})
+    return RedirectResponse(to, 303)
 
 
 Session = Annotated[DeskSession, Depends(signed_in)]
 Ctx = Annotated[Context, Depends(context)]
-
-
-async def _form(request: Request, ctx: Context) -> dict[str, str]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > ctx.max_body_bytes:
-        raise ApiError(413, "body_too_large")
-    form = await request.form(max_files=0, max_fields=20)
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
-def _checked(session: DeskSession, form: dict[str, str]) -> None:
-    if not session.csrf_matches(form.get("csrf")):
-        raise ApiError(403, "csrf", "the form's CSRF token is missing or wrong")
-
-
-def _render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    response = templates.TemplateResponse(request, name, values, status_code=status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 # --- signing in and out -----------------------------------------------------------------------------
@@ -86,23 +67,13 @@ async def home() -> Response:
 
 @router.get("/desk/signin")
 async def sign_in_page(request: Request) -> Response:
-    return _sign_in_form(request, {})
-
-
-def _sign_in_form(request: Request, errors: dict[str, str], officer: str = "", status: int = 200) -> Response:
-    token = secrets.token_urlsafe(24)
-    response = _render(request, "signin.html", status, errors=errors, officer=officer, csrf=token)
-    response.set_cookie(SIGN_IN_COOKIE, token, max_age=1800, httponly=True, samesite="strict", path="/desk/",
-                        secure=context(request).secure_cookies)
-    return response
+    return sign_in_form(request, {})
 
 
 @router.post("/desk/signin")
 async def sign_in(request: Request, ctx: Ctx) -> Response:
-    form = await _form(request, ctx)
-    expected = request.cookies.get(SIGN_IN_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
-        raise ApiError(403, "csrf", "the sign-in form's CSRF token is missing or wrong")
+    form = await read_form(request, ctx)
+    check_sign_in_csrf(request, form)
     errors = {}
     unit = ctx.authority.unit_for(f"Bearer {form.get('token', '')}")
     officer = valid_officer(form.get("officer", ""))
@@ -111,18 +82,18 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
     if officer is None:
         errors["officer"] = "请填写经办人姓名（1 至 32 个字，不含符号 < > & 和引号）"
     if unit is None or officer is None:
-        return _sign_in_form(request, errors, form.get("officer", "")[:32], 422)
+        return sign_in_form(request, errors, form.get("officer", "")[:32], 422)
     cookie, _ = await ctx.sessions.sign_in(unit, officer)
     response = RedirectResponse("/desk/", 303)
     response.set_cookie(COOKIE, cookie, max_age=int(ctx.sessions.lifetime.total_seconds()), httponly=True,
                         samesite="strict", path="/", secure=ctx.secure_cookies)
-    response.delete_cookie(SIGN_IN_COOKIE, path="/desk/")
+    response.delete_cookie(SIGN_IN_COOKIE, path="/")
     return response
 
 
 @router.post("/desk/signout")
 async def sign_out(request: Request, ctx: Ctx, session: Session) -> Response:
-    _checked(session, await _form(request, ctx))
+    check_csrf(session, await read_form(request, ctx))
     await ctx.sessions.sign_out(request.cookies.get(COOKIE, ""))
     response = RedirectResponse("/desk/signin", 303)
     response.delete_cookie(COOKIE, path="/")
@@ -168,13 +139,13 @@ async def _queue_values(request: Request, ctx: Context, session: DeskSession) ->
 
 @router.get("/desk/")
 async def queue_page(request: Request, ctx: Ctx, session: Session) -> Response:
-    return _render(request, "queue.html", **await _queue_values(request, ctx, session))
+    return render(request, "queue.html", **await _queue_values(request, ctx, session))
 
 
 @router.get("/desk/queue/rows")
 async def queue_rows(request: Request, ctx: Ctx, session: Session) -> Response:
     """The part of the queue page that changes, for htmx to swap in every few seconds."""
-    return _render(request, "queue_rows.html", **await _queue_values(request, ctx, session))
+    return render(request, "queue_rows.html", **await _queue_values(request, ctx, session))
 
 
 # --- a case ------------------------------------------------------------------------------------------
@@ -201,7 +172,7 @@ async def _case_page(request: Request, ctx: Context, session: DeskSession, case_
     entries = await ctx.desk.store.timeline_of(case_id)
     reasons = views.reasons_of(case)
     status_now = _choice(CaseStatus, case.get("status")) or CaseStatus.RECEIVED
-    return _render(
+    return render(
         request, "case.html", status, session=session, case=case, case_id=case_id,
         text=views.highlight(str(case.get("text", "")), reasons.terms), reasons=reasons,
         deadlines=views.deadline_views(case, ctx.today(), ctx.calendar),
@@ -222,7 +193,7 @@ async def case_page(request: Request, ctx: Ctx, session: Session, case_id: str) 
 
 @router.post("/desk/cases/{case_id}/reveal")
 async def reveal(request: Request, ctx: Ctx, session: Session, case_id: str) -> Response:
-    _checked(session, await _form(request, ctx))
+    check_csrf(session, await read_form(request, ctx))
     try:
         shown = await ctx.desk.reveal(session.unit, session.officer, case_id, ctx.clock())
     except NotFound:
@@ -233,8 +204,8 @@ async def reveal(request: Request, ctx: Ctx, session: Session, case_id: str) -> 
 
 @router.post("/desk/cases/{case_id}/actions/{action}")
 async def act(request: Request, ctx: Ctx, session: Session, case_id: str, action: str) -> Response:
-    form = await _form(request, ctx)
-    _checked(session, form)
+    form = await read_form(request, ctx)
+    check_csrf(session, form)
     chosen = _choice(Action, action)
     if chosen not in FORMS:
         raise ApiError(404, "not_found")
@@ -261,7 +232,7 @@ async def action_status(request: Request, ctx: Ctx, session: Session, action_id:
         record = await ctx.desk.action(session.unit, action_id)
     except NotFound:
         raise ApiError(404, "not_found") from None
-    response = _render(request, "action_status.html", record=record, action_id=action_id)
+    response = render(request, "action_status.html", record=record, action_id=action_id)
     if record is not None and request.headers.get("hx-request"):
         response.headers["HX-Refresh"] = "true"  # decided: show the case as it is now
     return response

@@ -1,4 +1,4 @@
-"""Desk sessions: a unit's desk token is exchanged once for a session of one named officer.
+"""Sessions: a unit's desk token, or a supervisor token, is exchanged once for a session of one named officer.
 
 The cookie holds a random id; the store keeps only its digest, with the unit, the officer, the session's
 CSRF token and its expiry. Signing out deletes the record, so a copied cookie is worthless afterwards.
@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from shared.domain.triage import Unit
 
 COOKIE = "desk_session"
+SUPERVISOR_COOKIE = "supervisor_session"
+SUPERVISOR = "supervisor"  # a session's unit field: every unit, read-only
 SIGN_IN_COOKIE = "desk_signin"  # double-submit token of the sign-in form, which has no session yet
 _OFFICER = re.compile(r"^[^\x00-\x1f\x7f-\x9f<>\"'&]{1,32}$")
 
@@ -31,14 +33,21 @@ class SessionBook(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class DeskSession:
-    unit: Unit
+class Session:
+    """Someone signed in: a desk officer of a unit, or a supervisor (`unit` None: every unit, read-only)."""
+
+    unit: Unit | None
     officer: str
     csrf: str
     expires: datetime
 
     def csrf_matches(self, presented: str | None) -> bool:
         return bool(presented) and hmac.compare_digest(self.csrf.encode(), str(presented).encode())
+
+
+@dataclass(frozen=True, slots=True)
+class DeskSession(Session):
+    unit: Unit
 
 
 def valid_officer(name: str) -> str | None:
@@ -58,14 +67,26 @@ class Sessions:
         self.lifetime = lifetime
         self.clock = clock
 
-    async def sign_in(self, unit: Unit, officer: str) -> tuple[str, DeskSession]:
+    async def sign_in(self, unit: Unit | None, officer: str) -> tuple[str, Session]:
+        """A desk's session (`unit`), or a supervisor's (None)."""
         cookie = secrets.token_urlsafe(32)
-        session = DeskSession(unit, officer, secrets.token_urlsafe(24), self.clock() + self.lifetime)
-        await self.book.open(_key(cookie), {"unit": unit.value, "officer": officer, "csrf": session.csrf,
-                                            "expires": session.expires, "opened": self.clock()})
+        session = Session(unit, officer, secrets.token_urlsafe(24), self.clock() + self.lifetime)
+        await self.book.open(_key(cookie), {"unit": unit.value if unit else SUPERVISOR, "officer": officer,
+                                            "csrf": session.csrf, "expires": session.expires, "opened": self.clock()})
         return cookie, session
 
     async def current(self, cookie: str | None) -> DeskSession | None:
+        """The desk session of this cookie; None for none, an expired one, or a supervisor's."""
+        session = await self._find(cookie)
+        if session is None or session.unit is None:
+            return None
+        return DeskSession(session.unit, session.officer, session.csrf, session.expires)
+
+    async def supervisor(self, cookie: str | None) -> Session | None:
+        session = await self._find(cookie)
+        return session if session is not None and session.unit is None else None
+
+    async def _find(self, cookie: str | None) -> Session | None:
         if not cookie or len(cookie) > 128:
             return None
         record = await self.book.find(_key(cookie))
@@ -76,7 +97,8 @@ class Sessions:
         if expires <= self.clock():
             await self.book.close(_key(cookie))
             return None
-        return DeskSession(Unit(record["unit"]), str(record["officer"]), str(record["csrf"]), expires)
+        unit = None if record["unit"] == SUPERVISOR else Unit(record["unit"])
+        return Session(unit, str(record["officer"]), str(record["csrf"]), expires)
 
     async def sign_out(self, cookie: str) -> None:
         await self.book.close(_key(cookie))

@@ -128,10 +128,16 @@ def _detail_value(key: str, value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-def timeline_views(entries: Iterable[Mapping[str, Any]]) -> list[TimelineView]:
+# What a supervisor sees of a timeline entry: who acted where and how it moved, never the words written (a note
+# or a reason can name the complainant).
+SUPERVISOR_DETAIL = frozenset({"unit", "actor", "before", "after", "satisfaction", "rule", "due", "category",
+                               "urgency", "attempt", "solved"})
+
+
+def timeline_views(entries: Iterable[Mapping[str, Any]], only: frozenset[str] | None = None) -> list[TimelineView]:
     return [TimelineView(local_time(e.get("at")), L.label(L.TIMELINE, e.get("kind")),
                          [(k, _detail_value(k, v)) for k, v in (e.get("detail") or {}).items()
-                          if k not in PERSONAL_KEYS and v not in (None, "", [])])
+                          if k not in PERSONAL_KEYS and v not in (None, "", []) and (only is None or k in only)])
             for e in entries]
 
 

@@ -163,14 +163,32 @@ class Tally:
         return found
 
     def late_at(self, day: date) -> list[tuple[str, Unit, date]]:
-        """The stays late at the end of `day` (a limit passed, and not yet resolved, handed back or escalated):
-        (case id, unit, late since), oldest first."""
-        late = [(case_id, unit, since) for (case_id, episode), (unit, since) in self.late_since.items()
-                if since <= day and not self.stay_ended.get((case_id, episode), date.max) <= day]
-        return sorted(late, key=lambda row: (row[2], row[0]))
+        return late_at([self], day)
 
     def escalated_in(self, period: Period) -> list[tuple[str, Unit, date]]:
-        return sorted((e for e in self.escalations if period.start <= e[2] <= period.end), key=lambda e: (e[2], e[0]))
+        return escalated_in([self], period)
+
+
+def late_at(tallies: Iterable[Tally], day: date) -> list[tuple[str, Unit, date]]:
+    """The stays late at the end of `day` (a limit passed, and not yet resolved, handed back or escalated):
+    (case id, unit, late since), oldest first. Reads only what it needs of each tally (a page asks of years)."""
+    since: dict[Stay, tuple[Unit, date]] = {}
+    ended: dict[Stay, date] = {}
+    for tally in tallies:
+        for stay, (unit, first) in tally.late_since.items():
+            if first <= day and (stay not in since or first < since[stay][1]):
+                since[stay] = (unit, first)
+        for stay, end in tally.stay_ended.items():
+            if end <= day:
+                ended[stay] = end
+    late = [(case_id, unit, first) for (case_id, episode), (unit, first) in since.items()
+            if (case_id, episode) not in ended]
+    return sorted(late, key=lambda row: (row[2], row[0]))
+
+
+def escalated_in(tallies: Iterable[Tally], period: Period) -> list[tuple[str, Unit, date]]:
+    found = [e for tally in tallies for e in tally.escalations if period.start <= e[2] <= period.end]
+    return sorted(found, key=lambda e: (e[2], e[0]))
 
 
 # --- periods ----------------------------------------------------------------------------------------------

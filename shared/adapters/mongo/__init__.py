@@ -55,7 +55,7 @@ class MongoStorage:
             maxPoolSize=settings.mongodb_max_connections,  # few enough for FerretDB: see ferretdb.py
             event_listeners=[StoreCommandCounter(service or "unknown")],
         )
-        return cls(client, settings.mongodb_database)
+        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds)
 
     async def prepare(self) -> None:
         """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""

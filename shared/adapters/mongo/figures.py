@@ -81,6 +81,7 @@ class MongoFigures:
         self.book = ShardLog(snapshots, records, SNAPSHOT_EVERY, commit)
         self.fresh_seconds = fresh_seconds
         self._read: dict[str, _Read] = {}
+        self._months: dict[tuple[Unit | None, str], tuple[tuple[int, ...], Tally]] = {}  # shards' sizes, their sum
 
     async def add(self, facts: Sequence[Fact]) -> None:
         if facts:
@@ -88,8 +89,15 @@ class MongoFigures:
                                                                   "value": fact_document(f)}) for f in facts))
 
     async def tally(self, unit: Unit | None, month: str) -> Tally:
-        parts = await asyncio.gather(*(self._shard(shard_id(unit, month, s)) for s in range(SHARDS)))
-        return Tally.combined(parts)
+        """The month's tally, added up again only when one of its shards has new facts: most months of a page
+        over two years have none. The tally returned is shared: read it, never change it."""
+        shards = [shard_id(unit, month, s) for s in range(SHARDS)]
+        parts = await asyncio.gather(*(self._shard(shard) for shard in shards))
+        sizes = tuple(len(self._read[shard].seen) for shard in shards)
+        known = self._months.get((unit, month))
+        if known is None or known[0] != sizes:
+            known = self._months[unit, month] = (sizes, Tally.combined(parts))
+        return known[1]
 
     async def _shard(self, shard: str) -> Tally:
         read = self._read.setdefault(shard, _Read())
