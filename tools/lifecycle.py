@@ -34,6 +34,11 @@ def desk_tokens() -> dict[str, str]:
     return {f"demo-{unit}-{uuid.uuid4().hex}": unit for unit in UNITS}
 
 
+def supervisor_token() -> str:
+    """A fresh supervisors' token for this run."""
+    return f"demo-supervisor-{uuid.uuid4().hex}"
+
+
 @dataclass
 class Desks:
     """The five desks, talking to the desk API as their staff's screens would."""

@@ -15,7 +15,7 @@ from shared import topics
 from shared.events import CaseRouted
 from tools import infra
 from tools.demo import load_samples, make_events
-from tools.lifecycle import desk_tokens
+from tools.lifecycle import desk_tokens, supervisor_token
 from tools.processes import PIPELINE, WITH_DESK_API, start_pipeline
 
 _UNIT_LABELS = {
@@ -47,19 +47,21 @@ async def _stream(kafka: str, rate: float) -> None:
             await asyncio.sleep(1 / rate)
 
 
-def _workbench(url: str, tokens: dict[str, str]) -> str:
-    """What a newcomer needs to sign in: the address, and each unit's token (fresh for this run)."""
+def _workbench(url: str, tokens: dict[str, str], supervisor: str) -> str:
+    """What a newcomer needs to sign in: the addresses, and each unit's token (fresh for this run)."""
     width = max(len(label) for label in _UNIT_LABELS.values())
     lines = [f"desk workbench (工作台): {url}/desk/   sign in with a unit's token and your name",
              f"desk API (OpenAPI): {url}/openapi.json"]
     lines += [f"  {unit:<9} {_UNIT_LABELS[unit]:<{width}}  {token}" for token, unit in tokens.items()]
+    lines += [f"supervisors' figures (督导): {url}/supervisor/   token {supervisor}"]
     return "\n".join(lines)
 
 
 def run_live(rate: float) -> int:
-    tokens = desk_tokens()
-    endpoints, fleet = start_pipeline({"DESK_TOKENS": json.dumps(tokens)}, {**PIPELINE, **WITH_DESK_API})
-    print(_workbench(f"http://127.0.0.1:{fleet['desk_api'].port}", tokens), flush=True)
+    tokens, supervisor = desk_tokens(), supervisor_token()
+    access = {"DESK_TOKENS": json.dumps(tokens), "SUPERVISOR_TOKENS": json.dumps([supervisor])}
+    endpoints, fleet = start_pipeline(access, {**PIPELINE, **WITH_DESK_API})
+    print(_workbench(f"http://127.0.0.1:{fleet['desk_api'].port}", tokens, supervisor), flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_stream(endpoints.kafka_bootstrap, rate))

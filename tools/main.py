@@ -110,6 +110,15 @@ def _cmd_rebuild_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def month_arg(text: str) -> str:
+    from shared.domain.figures import Period
+
+    try:
+        return Period.month(text).label
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a month: {text!r} (YYYY-MM)") from None
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from shared.config import get_settings
     from tools.stats import rebuild_figures
@@ -117,6 +126,20 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     settings = get_settings()
     cases, facts = asyncio.run(rebuild_figures(settings.mongodb_uri, settings.mongodb_database))
     print(f"stats rebuild: {facts} facts of {cases} cases filed in the figures of {settings.mongodb_database}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from shared.domain.triage import Unit
+    from tools.report import render_report
+
+    text = asyncio.run(render_report(get_settings(), args.month, Unit(args.unit) if args.unit else None, args.format))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"report: {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -221,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "from the timelines (after an upgrade, or lost figures; stop the services first)")
     p.add_argument("action", choices=["rebuild"])
     p.set_defaults(func=_cmd_stats)
+    p = sub.add_parser("report", help="the monthly report (月度报告) of the supervisors' figures on the store")
+    p.add_argument("--month", required=True, type=month_arg, help="YYYY-MM")
+    p.add_argument("--unit", choices=["police", "mediation", "visitor", "legal", "command"], default=None)
+    p.add_argument("--format", choices=["html", "md", "csv"], default="md")
+    p.add_argument("--out", default=None, help="write to this file instead of printing")
+    p.set_defaults(func=_cmd_report)
     p = sub.add_parser("bench-queue", help="the desks' queue on the store: a page's read and a save's write cost, "
                        "over a fresh database of N cases (MONGODB_URI, default the local one)")
     p.add_argument("--cases", type=positive_int, default=100_000)
