@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -95,12 +96,23 @@ class KafkaPublisher:
 
 
 class _Metrics:
-    """prometheus_client's app as a route (a plain function would be taken for a request handler)."""
+    """prometheus_client's app as a route (a plain function would be taken for a request handler). A scrape
+    first brings the supervisors' gauges up to date, at most every EXPORT_SECONDS, and never fails for them."""
 
-    def __init__(self) -> None:
+    EXPORT_SECONDS = 10.0
+
+    def __init__(self, supervision: Supervision) -> None:
         self.app = make_asgi_app(registry=REGISTRY)
+        self.supervision = supervision
+        self.exported = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if time.monotonic() - self.exported >= self.EXPORT_SECONDS:
+            self.exported = time.monotonic()
+            try:
+                await asyncio.wait_for(self.supervision.export(), 5.0)
+            except Exception as exc:  # the store may be down: the services' own metrics still go out
+                log.warning("supervisors' figures not exported: %s", type(exc).__name__)
         await self.app(scope, receive, send)
 
 
@@ -174,7 +186,8 @@ def create_app(
         app.mount("/assets", StaticFiles(directory=settings.desk_assets_dir, check_dir=False), name="assets")
     else:  # the pages work without it (plain forms and links), only without live refresh
         log.warning("no browser assets (DESK_ASSETS_DIR, `triage assets`): pages will not refresh by themselves")
-    app.router.routes.append(Route("/metrics", _Metrics(), methods=["GET"], include_in_schema=False))
+    app.router.routes.append(Route("/metrics", _Metrics(app.state.context.supervision), methods=["GET"],
+                                   include_in_schema=False))
 
     @app.middleware("http")
     async def page_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -7,6 +7,7 @@ facts have none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from shared.domain.figures import (
 )
 from shared.domain.triage import Unit
 from shared.domain.workdays import local_date
+from shared.metrics import SUPERVISOR_CASES, SUPERVISOR_RATE
 from shared.ports import FigureBook
 
 # How far back a late case is looked for: a stay late longer than this is no longer counted (the figures' facts
@@ -111,6 +113,23 @@ class Supervision:
         amount = sum((t.amount(period) for (_, m), t in tallies.items() if m in period.months()), Decimal(0))
         return UnitFigures(unit, counts, figures, below_floors(figures, self.floors) if unit is not None else [],
                            len(late_at(tallies.values(), end)), amount)
+
+    async def export(self) -> None:
+        """The current month's figures as Prometheus gauges, per unit: for the dashboards and the alert rules."""
+        view = await self.overview(self.current_month())
+        for row in view.units:
+            assert row.unit is not None
+            for figure, ratio in row.figures.items():
+                if ratio.value is None:  # undefined: no series, rather than a made-up 0
+                    with contextlib.suppress(KeyError):
+                        SUPERVISOR_RATE.remove(row.unit.value, figure.value)
+                else:
+                    SUPERVISOR_RATE.labels(row.unit.value, figure.value).set(ratio.value)
+            counted = {"received": row.counts[Measure.RECEIVED], "routed": row.counts[Measure.ROUTED],
+                       "resolved": row.counts[Measure.RESOLVED], "overdue_open": row.late_at_end,
+                       "overdue_new": row.counts[Measure.OVERDUE], "escalated": row.counts[Measure.ESCALATED]}
+            for name, value in counted.items():
+                SUPERVISOR_CASES.labels(row.unit.value, name).set(value)
 
     async def month_counts(self, months: Iterable[str], unit: Unit | None = None) -> dict[str, Counter[Measure]]:
         """Each month's counts (of a unit, or of all), for 同比 and 环比."""

@@ -104,3 +104,10 @@ async def test_a_case_opens_without_personal_data_or_written_words(client: httpx
         assert personal not in page.text
     assert (await client.get("/supervisor/cases/GT-nope")).status_code == 404
     assert (await client.get("/supervisor/cases/..%2F..")).status_code == 404
+
+
+async def test_a_scrape_carries_the_current_months_figures(client: httpx.AsyncClient) -> None:
+    text = (await client.get("/metrics")).text
+    assert 'triage_supervisor_cases{figure="overdue_open",unit="mediation"} 1.0' in text  # GT-E, late since 2 Dec
+    assert 'triage_supervisor_cases{figure="routed",unit="mediation"} 0.0' in text  # nothing routed in December yet
+    assert 'triage_supervisor_rate{figure="satisfaction",unit="mediation"}' not in text  # no visit: no rate
