@@ -59,6 +59,7 @@ def database_name() -> str:
 
 SERVICES = ("intake", "classification", "routing", "followup", "desk_api")
 DESK_TOKENS = {f"e2e-token-{unit}": unit for unit in ("police", "mediation", "visitor", "legal", "command")}
+SUPERVISOR_TOKEN = "e2e-supervisor-token"
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +77,7 @@ def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[st
                       MODEL_DIR=str(model_dir),
                       CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
                       SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS),
+                      SUPERVISOR_TOKENS=json.dumps([SUPERVISOR_TOKEN]), FIGURES_FRESH_SECONDS="0",
                       DESK_ASSETS_DIR=str(paths.ASSETS_DIR),  # htmx, put there by `make assets`
                       DEV_MODE="true")  # the development key and the simulated clock are for tests only
     services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)

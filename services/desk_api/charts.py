@@ -29,7 +29,7 @@ def trend_chart(points: Sequence[Point], series: Sequence[str], rate_name: str, 
     top = max([1, *(b for p in points for b in p.bars)])
     top = _nice(top)
     slot = plot_w / max(1, len(points))
-    bar_w = max(2.0, slot * 0.7 / max(1, len(series)))
+    bar_w = min(24.0, max(2.0, slot * 0.7 / max(1, len(series))))
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
              f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
     for i in range(5):  # grid and both axes' figures
@@ -41,7 +41,7 @@ def trend_chart(points: Sequence[Point], series: Sequence[str], rate_name: str, 
     every = max(1, len(points) // 12)  # at most a dozen labels under the axis
     line: list[str] = []
     for n, point in enumerate(points):
-        x0 = LEFT + slot * n + slot * 0.15
+        x0 = LEFT + slot * (n + 0.5) - bar_w * len(point.bars) / 2
         for s, value in enumerate(point.bars):
             h = plot_h * value / top
             parts.append(f'<rect class="{BAR_CLASSES[s % 2]}" x="{x0 + s * bar_w:.1f}" y="{TOP + plot_h - h:.1f}" '

@@ -197,7 +197,7 @@ async def dashboard(request: Request, ctx: Ctx, session: Supervisor) -> Response
                   floors=ctx.supervision.floors, previous=query.link(month=period.shifted(1).label),
                   next=query.link(month=period.shifted(-1).label) if query.month < current else None,
                   units=list(Unit), grains={"day": "按日", "week": "按周", "month": "按月"},
-                  live=query.month == current)
+                  live=query.month == current, updated=views.local_time(ctx.clock()))
 
 
 @router.get("/supervisor/export/{name}.csv")

@@ -276,7 +276,7 @@ DEFINITIONS: Mapping[Figure, tuple[Measure, tuple[Measure, ...]]] = {
     Figure.VISITED: (M.CLOSED, (M.RESOLVED,)),
     Figure.REPEATS: (M.REPEATS, (M.RECEIVED, M.REPEATS)),
     Figure.HANDED_BACK: (M.HANDED_BACK, (M.ROUTED,)),
-    Figure.REOPENED: (M.REOPENED, (M.CLOSED,)),
+    Figure.REOPENED: (M.REOPENED, (M.RESOLVED,)),  # each reopening undoes a 办结 (the brief's "÷ closed" can top 100 %)
     Figure.MEDIATION_SUCCESS: (M.MEDIATION_AGREED, (M.MEDIATION_CONCLUDED,)),
 }
 DEFAULT_FLOORS: Mapping[Figure, float] = {Figure.SATISFACTION: 0.85, Figure.ON_TIME: 0.92}

