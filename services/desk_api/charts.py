@@ -26,8 +26,8 @@ def trend_chart(points: Sequence[Point], series: Sequence[str], rate_name: str, 
     """Grouped bars for the counts and a line for one rate, with a legend; `title` is the chart's accessible
     name."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    top = max([1, *(b for p in points for b in p.bars)])
-    top = _nice(top)
+    highest = max([1, *(b for p in points for b in p.bars)])
+    top = 4 * _nice(-(-highest // 4))  # four equal, whole steps up the axis
     slot = plot_w / max(1, len(points))
     bar_w = min(24.0, max(2.0, slot * 0.7 / max(1, len(series))))
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
@@ -35,8 +35,7 @@ def trend_chart(points: Sequence[Point], series: Sequence[str], rate_name: str, 
     for i in range(5):  # grid and both axes' figures
         y = TOP + plot_h * i / 4
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{round(top * (4 - i) / 4)}'
-                     '</text>')
+        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{top * (4 - i) // 4}</text>')
         parts.append(f'<text class="axis" x="{WIDTH - RIGHT + 6}" y="{y + 4:.1f}">{100 - 25 * i}%</text>')
     every = max(1, len(points) // 12)  # at most a dozen labels under the axis
     line: list[str] = []
@@ -67,7 +66,7 @@ def trend_chart(points: Sequence[Point], series: Sequence[str], rate_name: str, 
 
 
 def _nice(value: int) -> int:
-    """A round top for the count axis: 1, 2 or 5 times a power of ten, at least `value`."""
+    """A round step for the count axis: 1, 2 or 5 times a power of ten, at least `value`."""
     step = 1
     while True:
         for factor in (1, 2, 5):
