@@ -95,6 +95,8 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_FLOORS))
     # How long a process may show figures without looking for newer facts (a page polls; facts come by the second).
     figures_fresh_seconds: float = Field(default=2.0, ge=0, le=300)
+    # ... and for the months before the last three, which change only when an old case is worked at last.
+    figures_settled_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     @field_validator("supervisor_tokens", mode="before")
     @classmethod

@@ -156,6 +156,15 @@ def _cmd_bench_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_figures(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.bench.supervisor import run_figures_bench
+
+    for line in asyncio.run(run_figures_bench(get_settings().mongodb_uri, args.cases, args.runs)):
+        print(line)
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from tools.live import run_live
 
@@ -257,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", default="mediation", choices=["police", "mediation", "visitor", "legal", "command"])
     p.add_argument("--runs", type=positive_int, default=50)
     p.set_defaults(func=_cmd_bench_queue)
+    p = sub.add_parser("bench-figures", help="the supervisors' page over a year of figures: its server time and a "
+                       "save's write, over a fresh database of N cases (MONGODB_URI, default the local one)")
+    p.add_argument("--cases", type=positive_int, default=100_000)
+    p.add_argument("--runs", type=positive_int, default=30)
+    p.set_defaults(func=_cmd_bench_figures)
 
     p = sub.add_parser("classify", help="classify JSON lines {id, text, channel} offline")
     p.add_argument("--jsonl", required=True, help="input file, or - for standard input")

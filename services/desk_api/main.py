@@ -116,13 +116,18 @@ class _Metrics:
         await self.app(scope, receive, send)
 
 
-async def _warm(store: DeskStore) -> None:
-    """Read every unit's queue once at start, so the first desk to open its queue does not wait for it."""
+async def _warm(store: DeskStore, supervision: Supervision) -> None:
+    """Read every unit's queue and the figures once at start, so the first desk to open its queue and the first
+    supervisor to open the figures do not wait for a cold read (seconds, over a year of a busy district)."""
     for unit in Unit:
         try:
             await store.queue(unit)
         except Exception as exc:  # the store may not be up yet: the first page reads it then
             log.info("queue of %s not read ahead: %s", unit.value, type(exc).__name__)
+    try:
+        await supervision.overview(supervision.current_month())
+    except Exception as exc:
+        log.info("figures not read ahead: %s", type(exc).__name__)
 
 
 def create_app(
@@ -155,7 +160,7 @@ def create_app(
             log.warning("no desk tokens configured (DESK_TOKENS): every desk request will be refused")
         if kafka is not None:
             await kafka.connect()
-        warming = asyncio.create_task(_warm(store)) if storage is not None else None
+        warming = asyncio.create_task(_warm(store, app.state.context.supervision)) if storage is not None else None
         try:
             yield
         finally:

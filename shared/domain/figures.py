@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from shared.domain.facts import Fact, FactKind
 from shared.domain.lifecycle import Satisfaction
@@ -56,21 +57,27 @@ ENDS_STAY = frozenset({FactKind.RESOLVED, FactKind.HANDED_BACK, FactKind.ESCALAT
 
 def measures(fact: Fact) -> tuple[Measure, ...]:
     """What one fact counts towards."""
-    if fact.kind in _PLAIN:
-        return (_PLAIN[fact.kind],)
-    if fact.kind in _FLAGGED:
-        every, flagged = _FLAGGED[fact.kind]
-        return (every, flagged) if fact.flag else (every,)
+    return _measures(fact.kind, fact.flag, fact.satisfaction)
+
+
+@lru_cache(maxsize=256)
+def _measures(kind: FactKind, flag: bool | None, satisfaction: Satisfaction | None) -> tuple[Measure, ...]:
+    if kind in _PLAIN:
+        return (_PLAIN[kind],)
+    if kind in _FLAGGED:
+        every, flagged = _FLAGGED[kind]
+        return (every, flagged) if flag else (every,)
     found = [M.VISITED]  # a return visit
-    if fact.flag is not None:
+    if flag is not None:
         found.append(M.VISITS_ASKED_SOLVED)
-        if fact.flag:
+        if flag:
             found.append(M.VISITS_SOLVED)
-    if fact.satisfaction in SATISFIED:
+    if satisfaction in SATISFIED:
         found.append(M.VISITS_SATISFIED)
     return tuple(found)
 
 
+@lru_cache(maxsize=4096)
 def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
@@ -102,11 +109,17 @@ class Tally:
         return tally
 
     def count(self, fact: Fact) -> None:
-        month, category = month_of(fact.cohort), fact.category.value if fact.category else NO_CATEGORY
-        for measure in measures(fact):
-            self.by_day[measure, fact.cohort] += 1
-            self.by_category[measure, month, category] += 1
-            self.by_channel[measure, month, fact.channel] += 1
+        # The hot loop of a cold read (every fact of a year, once): plain dict operations, no enum lookups.
+        cohort, channel = fact.cohort, fact.channel
+        month, category = month_of(cohort), fact.category or NO_CATEGORY
+        by_day, by_category, by_channel = self.by_day, self.by_category, self.by_channel
+        for measure in _measures(fact.kind, fact.flag, fact.satisfaction):
+            key = (measure, cohort)
+            by_day[key] = by_day.get(key, 0) + 1
+            split = (measure, month, category)
+            by_category[split] = by_category.get(split, 0) + 1
+            split = (measure, month, channel)
+            by_channel[split] = by_channel.get(split, 0) + 1
         if fact.amount is not None:
             self.amount_by_day[fact.cohort] = self.amount_by_day.get(fact.cohort, Decimal(0)) + fact.amount
         stay = (fact.case_id, fact.episode)

@@ -29,12 +29,14 @@ __all__ = ["MongoDeskReads", "MongoStorage"]
 class MongoStorage:
     """The store of one service: its ports, and the connection they share."""
 
-    def __init__(self, client: AsyncMongoClient[Document], database: str, figures_fresh_seconds: float = 0.0) -> None:
+    def __init__(self, client: AsyncMongoClient[Document], database: str, figures_fresh_seconds: float = 0.0,
+                 figures_settled_seconds: float = 0.0) -> None:
         self.client = client
         self.db = client[database]
         commit = GroupCommit()
         self.desk_queue = MongoDeskQueue(self.db["desk_queue"], self.db["desk_queue_log"])
-        self.figures = MongoFigures(self.db["figures"], self.db["figures_log"], fresh_seconds=figures_fresh_seconds)
+        self.figures = MongoFigures(self.db["figures"], self.db["figures_log"], fresh_seconds=figures_fresh_seconds,
+                                    settled_seconds=figures_settled_seconds)
         self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]),
                                 Projection(self.desk_queue, self.figures))
         self.receipts = MongoReceipts(self.db["receipts"])
@@ -55,7 +57,7 @@ class MongoStorage:
             maxPoolSize=settings.mongodb_max_connections,  # few enough for FerretDB: see ferretdb.py
             event_listeners=[StoreCommandCounter(service or "unknown")],
         )
-        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds)
+        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds, settings.figures_settled_seconds)
 
     async def prepare(self) -> None:
         """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""

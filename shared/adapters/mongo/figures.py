@@ -4,19 +4,20 @@ SNAPSHOT_EVERY revisions in `figures`. A fact is added, never changed: the first
 fact filed again by a redelivery, a replay or a rebuild changes nothing.
 
 A reader keeps, per shard, the tally of the facts it has read and adds only the facts that are new since, so a
-page over a year of figures costs a lookup per shard, and none for a shard read in the last `fresh_seconds`.
+page over two years of figures costs a lookup per shard, and none for a shard read in the last `fresh_seconds`.
+Facts count in the month their case reached its unit, so the months before the last RECENT_MONTHS change only
+when an old case is finally worked: those are looked at again every `settled_seconds`, not at every page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -24,9 +25,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.adapters.mongo.ferretdb import Document, GroupCommit
 from shared.adapters.mongo.shardlog import ShardLog, case_key, field_key
 from shared.domain.facts import Fact, FactKind
-from shared.domain.figures import Tally, month_of
+from shared.domain.figures import Period, Tally, month_of
 from shared.domain.lifecycle import Satisfaction
 from shared.domain.triage import Category, Unit
+from shared.domain.workdays import local_date
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 # page over 13 months of six units reads 312 shards.
 SHARDS = 4
 SNAPSHOT_EVERY = 32
+RECENT_MONTHS = 3  # this month and the two before it: where most facts of a day land
 NO_UNIT = "none"
 
 
@@ -48,22 +51,28 @@ def shard_id(unit: Unit | None, month: str, shard: int) -> str:
 
 
 def fact_document(fact: Fact) -> str:
-    """A fact as a positional JSON array: a shard holds thousands, read whole by a cold reader."""
+    """A fact as one line of fields joined by `|` (ids, codes, ISO days and decimals never hold one): a shard
+    holds thousands and a cold reader reads them all, so the format is what splits fastest."""
     f = fact
-    return json.dumps([f.kind.value, f.case_id, f.episode, f.unit.value if f.unit else None, f.day.isoformat(),
-                       f.cohort.isoformat(), f.category.value if f.category else None, f.channel, f.flag,
-                       f.satisfaction.value if f.satisfaction else None,
-                       str(f.amount) if f.amount is not None else None], ensure_ascii=False, separators=(",", ":"))
+    return "|".join((f.kind.value, f.case_id, f.episode, f.unit.value if f.unit else "", f.day.isoformat(),
+                     f.cohort.isoformat(), f.category.value if f.category else "", f.channel,
+                     "" if f.flag is None else "1" if f.flag else "0",
+                     f.satisfaction.value if f.satisfaction else "", "" if f.amount is None else str(f.amount)))
+
+
+_KINDS = {k.value: k for k in FactKind}
+_UNITS = {u.value: u for u in Unit}
+_CATEGORIES = {c.value: c for c in Category}
+_SATISFACTION = {s.value: s for s in Satisfaction}
+_FLAGS = {"": None, "1": True, "0": False}
 
 
 def fact_from_document(key: str, value: str) -> Fact:
-    kind, case_id, episode, unit, day, cohort, category, channel, flag, satisfaction, amount = json.loads(value)
-    return Fact(id=case_key(key), kind=FactKind(kind), case_id=str(case_id), episode=str(episode),
-                unit=Unit(unit) if unit else None, day=date.fromisoformat(day), cohort=date.fromisoformat(cohort),
-                category=Category(category) if category else None, channel=str(channel),
-                flag=bool(flag) if flag is not None else None,
-                satisfaction=Satisfaction(satisfaction) if satisfaction else None,
-                amount=Decimal(amount) if amount is not None else None)
+    kind, case_id, episode, unit, day, cohort, category, channel, flag, satisfaction, amount = value.split("|")
+    return Fact(id=case_key(key), kind=_KINDS[kind], case_id=case_id, episode=episode, unit=_UNITS.get(unit),
+                day=date.fromisoformat(day), cohort=date.fromisoformat(cohort), category=_CATEGORIES.get(category),
+                channel=channel, flag=_FLAGS[flag], satisfaction=_SATISFACTION.get(satisfaction),
+                amount=Decimal(amount) if amount else None)
 
 
 @dataclass
@@ -77,9 +86,12 @@ class _Read:
 
 class MongoFigures:
     def __init__(self, snapshots: AsyncCollection[Document], records: AsyncCollection[Document],
-                 commit: GroupCommit | None = None, fresh_seconds: float = 0.0) -> None:
+                 commit: GroupCommit | None = None, fresh_seconds: float = 0.0, settled_seconds: float = 0.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.book = ShardLog(snapshots, records, SNAPSHOT_EVERY, commit)
         self.fresh_seconds = fresh_seconds
+        self.settled_seconds = max(fresh_seconds, settled_seconds)
+        self.clock = clock
         self._read: dict[str, _Read] = {}
         self._months: dict[tuple[Unit | None, str], tuple[tuple[int, ...], Tally]] = {}  # shards' sizes, their sum
 
@@ -91,17 +103,19 @@ class MongoFigures:
     async def tally(self, unit: Unit | None, month: str) -> Tally:
         """The month's tally, added up again only when one of its shards has new facts: most months of a page
         over two years have none. The tally returned is shared: read it, never change it."""
+        recent = Period.month(month_of(local_date(self.clock()))).shifted(RECENT_MONTHS - 1).label
+        fresh = self.fresh_seconds if month >= recent else self.settled_seconds
         shards = [shard_id(unit, month, s) for s in range(SHARDS)]
-        parts = await asyncio.gather(*(self._shard(shard) for shard in shards))
+        parts = await asyncio.gather(*(self._shard(shard, fresh) for shard in shards))
         sizes = tuple(len(self._read[shard].seen) for shard in shards)
         known = self._months.get((unit, month))
         if known is None or known[0] != sizes:
             known = self._months[unit, month] = (sizes, Tally.combined(parts))
         return known[1]
 
-    async def _shard(self, shard: str) -> Tally:
+    async def _shard(self, shard: str, fresh: float) -> Tally:
         read = self._read.setdefault(shard, _Read())
-        if time.monotonic() - read.at < self.fresh_seconds:
+        if time.monotonic() - read.at < fresh:
             return read.tally
         state = await self.book.current(shard)
         read.at = time.monotonic()

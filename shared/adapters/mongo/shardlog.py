@@ -52,6 +52,8 @@ def field_key(key: str) -> str:
 
 
 def case_key(key: str) -> str:
+    if "%" not in key:
+        return key
     return re.sub(r"%(25|2E|24)", lambda m: _SAFE[m.group()], key)
 
 
