@@ -71,5 +71,6 @@ CONSUMER_LAG = Gauge(
 )
 TIMER_SCAN_LAST_SUCCESS = Gauge(
     "triage_timer_scan_last_success_timestamp_seconds",
-    "When the follow-up's timer scan last finished without an error (Unix time, real clock)", registry=REGISTRY,
+    "When the follow-up's timer scan last finished without an error, or its start before the first one "
+    "(Unix time, real clock; 0 in the services that do not scan)", registry=REGISTRY,
 )

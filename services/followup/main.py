@@ -95,6 +95,8 @@ async def _scan_once() -> int:
 
 async def start_scanner() -> None:
     global _scanner
+    # Until the first scan finishes, the stamp is the start: a scanner that never finishes one is stalled too.
+    TIMER_SCAN_LAST_SUCCESS.set_to_current_time()
     _scanner = asyncio.create_task(scan_timers_forever(), name="timer-scanner")
 
 
