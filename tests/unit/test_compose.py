@@ -14,6 +14,7 @@ from tools.infra import LocalKafka
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_DIR = REPO_ROOT / "deploy" / "grafana"
 
 # Broker settings that differ between a container and a local process by nature.
 MACHINE_SPECIFIC = {
@@ -183,3 +184,12 @@ def test_prometheus_loads_the_alert_rules_where_the_compose_file_mounts_them() -
     assert list((PROMETHEUS_FILE.parent / "rules").glob("*.yml"))
     assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in SERVICES["prometheus"]["volumes"]
 
+
+def test_grafana_is_provisioned_from_deploy_grafana() -> None:
+    volumes = SERVICES["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
+    assert "./deploy/grafana/dashboards:/etc/grafana/dashboards:ro" in volumes
+    providers = _load(GRAFANA_DIR / "provisioning" / "dashboards" / "triage.yml")["providers"]
+    assert [provider["options"]["path"] for provider in providers] == ["/etc/grafana/dashboards"]
+    sources = _load(GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    assert [(source["type"], source["url"]) for source in sources] == [("prometheus", "http://prometheus:9090")]
