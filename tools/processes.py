@@ -164,9 +164,9 @@ def start_pipeline(
     except BaseException:
         fleet.stop()
         raise
-    if endpoints.prometheus_url:
+    if endpoints.prometheus_url:  # this run's services where they listen; the others are not this run's
         infra.LocalPrometheus(progress=lambda _m: None).write_targets(
-            {name: service.port for name, service in fleet.services.items()})
+            {**dict.fromkeys({**PIPELINE, **WITH_DESK_API}), **{name: s.port for name, s in fleet.services.items()}})
         print(f"prometheus {endpoints.prometheus_url} scrapes them; alerts at {endpoints.prometheus_url}/alerts",
               flush=True)
     return endpoints, fleet

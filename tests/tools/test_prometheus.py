@@ -110,12 +110,18 @@ def test_every_service_of_the_local_run_is_a_target(running: Running) -> None:
 
 
 @needs_prometheus
-def test_a_service_started_on_another_port_is_scraped_there(running: Running) -> None:
+def test_a_run_s_services_are_scraped_where_they_listen_and_no_others(running: Running) -> None:
+    """A service the run had to start on another port is scraped there; one the run has not (`triage demo` has no
+    desk API) is not scraped, so not reported down."""
     moved = infra.free_port()
-    infra.LocalPrometheus(running.state_dir, progress=lambda _m: None).write_targets({"routing": moved})
+    infra.LocalPrometheus(running.state_dir, progress=lambda _m: None).write_targets(
+        {"routing": moved, "desk_api": None})
 
-    eventually(lambda: scrape_urls(running.url).get("routing") == f"http://127.0.0.1:{moved}/metrics",
-               "routing target on its new port")
+    def changed() -> bool:
+        urls = scrape_urls(running.url)
+        return urls.get("routing") == f"http://127.0.0.1:{moved}/metrics" and "desk-api" not in urls
+
+    eventually(changed, "routing on its new port and no desk-api")
 
 
 @needs_prometheus

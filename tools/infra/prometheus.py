@@ -98,15 +98,17 @@ class LocalPrometheus(LocalComponent):
     def _targets_file(self, service: str) -> Path:
         return self.targets_dir / f"{job_name(service)}.json"
 
-    def write_targets(self, ports: Mapping[str, int]) -> None:
-        """Point the scrape jobs of these services at their ports; Prometheus notices the files change."""
+    def write_targets(self, ports: Mapping[str, int | None]) -> None:
+        """Point the scrape jobs of these services at their ports (None: not part of this run, not scraped, so
+        not reported down); Prometheus notices the files change."""
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         for service, port in ports.items():
             if service not in self.services:
                 continue  # no job was configured for it when this Prometheus started
+            groups = [] if port is None else [{"targets": [f"{HOST}:{port}"], "labels": {}}]
             target = self._targets_file(service)
             partial = target.with_name(f".{target.name}.{os.getpid()}")  # renamed over: never read half written
-            partial.write_text(json.dumps([{"targets": [f"{HOST}:{port}"], "labels": {}}]) + "\n")
+            partial.write_text(json.dumps(groups) + "\n")
             partial.replace(target)
 
     def _prepare(self) -> None:
