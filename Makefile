@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
-# Everything they need (the virtualenv, the Kafka jars, the FerretDB build, htmx for the desk pages and, for the
-# browser tests, Debian's chromium) is installed on first use and reused after; each step says what it is doing.
+# Everything they need (the virtualenv, the Kafka jars, the FerretDB build, htmx for the desk pages, Debian's
+# prometheus with promtool for the monitoring and its alert rules and, for the browser tests, Debian's chromium)
+# is installed on first use and reused after; each step says what it is doing.
 # `run`, `bench` and `docs` run the services in development mode (DEV_MODE=true): the public development
 # secrets are allowed, with a warning. A deployment sets its own secrets and never DEV_MODE.
 
