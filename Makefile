@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
-# Everything they need (the virtualenv, the Kafka jars, the FerretDB build, htmx for the desk pages and, for the
-# browser tests, Debian's chromium) is installed on first use and reused after; each step says what it is doing.
+# Everything they need (the virtualenv, the Kafka jars, the FerretDB build, htmx for the desk pages, Debian's
+# prometheus with promtool for the monitoring and its alert rules and, for the browser tests, Debian's chromium)
+# is installed on first use and reused after; each step says what it is doing.
 # `run`, `bench` and `docs` run the services in development mode (DEV_MODE=true): the public development
 # secrets are allowed, with a warning. A deployment sets its own secrets and never DEV_MODE.
 
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # checkout (see tools/__main__.py).
 TRIAGE := $(BIN)/triage
 
-.PHONY: run test setup model assets browser infra reliability bench evaluate lint docs clean
+.PHONY: run test setup model assets browser prometheus infra reliability bench evaluate lint docs clean
 
 $(STAMP): pyproject.toml
 	@echo "==> python: creating $(VENV) and installing the project with its dev tools"
@@ -68,13 +69,38 @@ browser:  ## headless Chromium, its driver and the CJK font for the browser test
 	  echo "==> browser: chromium $$($(CHROMIUM) --version 2>/dev/null | grep -o '[0-9][0-9.]*' | head -n1) installed"; \
 	fi
 
-infra: setup  ## build and start the local Kafka broker and FerretDB
+# Prometheus and promtool from Debian's package (2.42 on bookworm): `triage infra up` runs a local Prometheus
+# with the alert rules of deploy/prometheus/rules, and `make test` checks those rules with promtool. Installed
+# with apt-get once (as root, or with passwordless sudo), without its recommended node exporter, which the
+# project does not scrape. On a machine with systemd, Debian also enables its own Prometheus on port 9090;
+# the local one listens on 9190 ($$TRIAGE_PROMETHEUS_PORT), so the two do not meet.
+PROMETHEUS := /usr/bin/prometheus
+PROMTOOL := /usr/bin/promtool
+PROMETHEUS_PACKAGES := prometheus
+prometheus:  ## Prometheus and promtool (Debian's package, once)
+	@if [ -x $(PROMETHEUS) ] && [ -x $(PROMTOOL) ]; then \
+	  echo "==> prometheus: $$($(PROMETHEUS) --version 2>&1 | head -n1) present"; \
+	else \
+	  echo "==> prometheus: installing $(PROMETHEUS_PACKAGES) from Debian (once)"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "prometheus: installing needs root: run \`sudo $(APT_GET) install -y --no-install-recommends" \
+	    "$(PROMETHEUS_PACKAGES)\` once, or \`make prometheus\` as root (this user is not root and has no" \
+	    "passwordless sudo)" >&2; exit 1; fi; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) update && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y --no-install-recommends $(PROMETHEUS_PACKAGES) && \
+	  { test -x $(PROMETHEUS) && test -x $(PROMTOOL) || \
+	    { echo "prometheus: apt-get finished, but $(PROMETHEUS) or $(PROMTOOL) is still missing" >&2; exit 1; }; } && \
+	  echo "==> prometheus: $$($(PROMETHEUS) --version 2>&1 | head -n1) installed"; \
+	fi
+
+infra: setup prometheus  ## build and start the local Kafka broker, FerretDB and Prometheus
 	$(BIN)/triage infra up
 
 run: infra model assets  ## everything up, a stream of complaints, routed cases on screen; Ctrl-C stops it all
 	DEV_MODE=true $(BIN)/triage run
 
-test: setup model assets browser  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
+test: setup model assets browser prometheus  ## the whole suite: lint, types, unit, integration and end-to-end on the real broker and server
 	$(BIN)/python -m pytest
 
 reliability: setup  ## fault injection on the real broker and server; the JSON summary is the last line

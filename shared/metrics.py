@@ -63,3 +63,14 @@ SUPERVISOR_CASES = Gauge(
     "triage_supervisor_cases", "A supervisors' count for the current month, per unit (overdue_open: now)",
     ["unit", "figure"], registry=REGISTRY,
 )
+CONSUMER_LAG = Gauge(
+    "triage_consumer_lag",
+    "Records on a partition that this service's consumer has not fetched yet (highwater minus position), "
+    "as seen at its latest batch from that partition",
+    ["service", "topic", "partition"], registry=REGISTRY,
+)
+TIMER_SCAN_LAST_SUCCESS = Gauge(
+    "triage_timer_scan_last_success_timestamp_seconds",
+    "When the follow-up's timer scan last finished without an error, or its start before the first one "
+    "(Unix time, real clock; 0 in the services that do not scan)", registry=REGISTRY,
+)

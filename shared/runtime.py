@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeAlias
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.response import JSONResponse
@@ -29,7 +29,7 @@ from shared.config import Settings, get_settings, refuse_unsafe
 from shared.events import Envelope, utcnow
 from shared.handling import Backoff, DeadLetter, Rejected, Source, chains, retry_transient
 from shared.logging import configure_logging
-from shared.metrics import BATCH_RECORDS, DEAD_LETTERS, REGISTRY, STAGE_SECONDS
+from shared.metrics import BATCH_RECORDS, CONSUMER_LAG, DEAD_LETTERS, REGISTRY, STAGE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,41 @@ async def _tolerant_parser(records: tuple[Record, ...], parse: Callable[..., Awa
     return await parse(tuple(_readable_headers(r) for r in records))
 
 
+class ConsumerLag:
+    """A service's consumer lag per partition, exported as `triage_consumer_lag`.
+
+    Measured at each batch, from what the consumer already knows (no request to the broker): the partition's
+    highwater from the last fetch response, minus the position after the batch's last record (what aiokafka's
+    `position()` returns once the batch is handed over). A partition the consumer no longer holds (after a
+    rebalance) is forgotten here, so its new owner's figure is the only one. A consumer that stops taking
+    batches stops updating its figures: the broker's view (kafka_exporter) tells that case apart."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.exported: set[tuple[str, int]] = set()
+
+    def observe(self, consumer: object, records: Sequence[Record]) -> None:
+        highwater = getattr(consumer, "highwater", None)
+        if highwater is None:  # not aiokafka's consumer: the in-memory test broker
+            return
+        # The assignment may change while a batch is handled (the group rebalances in the background).
+        held = {(tp.topic, tp.partition) for tp in consumer.assignment()}  # type: ignore[attr-defined]
+        ends: dict[tuple[str, int], int] = {}
+        for record in records:
+            at = (record.topic, record.partition)
+            ends[at] = max(ends.get(at, 0), record.offset + 1)
+        for (topic, partition), end in ends.items():
+            high = highwater(TopicPartition(topic, partition)) if (topic, partition) in held else None
+            if high is not None:
+                CONSUMER_LAG.labels(self.service, topic, str(partition)).set(max(high - end, 0))
+                self.exported.add((topic, partition))
+        read = {topic for topic, _partition in ends}
+        for topic, partition in sorted(self.exported - held):
+            if topic in read:  # this consumer's topic, and it no longer holds the partition
+                CONSUMER_LAG.remove(self.service, topic, str(partition))
+                self.exported.discard((topic, partition))
+
+
 def by_record_key(record: Record) -> Iterable[Hashable]:
     """Events of one case carry its id as their key; an unkeyed record keeps its partition's order."""
     return [record.key if record.key is not None else (record.topic, record.partition)]
@@ -93,6 +128,7 @@ class Service:
         self.storage = MongoStorage.from_settings(self.settings, name)
         self.backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
         self.slots = asyncio.Semaphore(self.settings.batch_concurrency)
+        self.lag = ConsumerLag(name)
         self.dead_letters = self.broker.publisher(
             topics.DEAD_LETTER,
             title="dead-letter",
@@ -145,6 +181,7 @@ class Service:
         raw = message.raw_message
         records: tuple[Record, ...] = raw if isinstance(raw, tuple) else (raw,)
         BATCH_RECORDS.labels(self.name).observe(len(records))
+        self.lag.observe(getattr(message, "consumer", None), records)
 
         async def run(chain: list[Record]) -> None:
             async with self.slots:

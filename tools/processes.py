@@ -16,9 +16,10 @@ from pathlib import Path
 
 from tools import infra, paths
 
-# The pipeline in event order, with the port each serves /health and /metrics on.
-PIPELINE: dict[str, int] = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
-WITH_DESK_API: dict[str, int] = {"desk_api": 8180}
+# The pipeline in event order, with the port each serves /health and /metrics on (named in tools/infra, whose
+# Prometheus scrapes them).
+PIPELINE: dict[str, int] = dict(infra.PIPELINE_PORTS)
+WITH_DESK_API: dict[str, int] = dict(infra.DESK_API_PORTS)
 
 
 def _die_with_parent() -> None:
@@ -149,8 +150,9 @@ class Fleet:
 def start_pipeline(
     extra_env: dict[str, str] | None = None, services: dict[str, int] | None = None
 ) -> tuple[infra.Endpoints, Fleet]:
-    """The local infrastructure (unless endpoints are configured) and the services, started and healthy."""
-    endpoints = infra.up()
+    """The local infrastructure (unless endpoints are configured) and the services, started and healthy; the
+    local Prometheus (when installed) scrapes them on the ports they got."""
+    endpoints = infra.up(monitor=True)
     print(f"kafka {endpoints.kafka_bootstrap}, mongodb {endpoints.mongodb_uri}", flush=True)
     # A fleet the tools start is a development fleet: its services may use the development secrets.
     env = {"DEV_MODE": "true", **(extra_env or {})}
@@ -162,4 +164,9 @@ def start_pipeline(
     except BaseException:
         fleet.stop()
         raise
+    if endpoints.prometheus_url:  # this run's services where they listen; the others are not this run's
+        infra.LocalPrometheus(progress=lambda _m: None).write_targets(
+            {**dict.fromkeys({**PIPELINE, **WITH_DESK_API}), **{name: s.port for name, s in fleet.services.items()}})
+        print(f"prometheus {endpoints.prometheus_url} scrapes them; alerts at {endpoints.prometheus_url}/alerts",
+              flush=True)
     return endpoints, fleet

@@ -18,7 +18,7 @@ from shared import topics
 from shared.domain.triage import Unit
 from shared.domain.workdays import load_calendar
 from shared.events import CaseAlert, CaseClassified, CaseRouted, Envelope, utcnow
-from shared.metrics import CALENDAR_UNKNOWN_YEAR
+from shared.metrics import CALENDAR_UNKNOWN_YEAR, TIMER_SCAN_LAST_SUCCESS
 from shared.runtime import Service
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ async def scan_timers_forever() -> None:
     while True:
         try:
             await service.retrying(_scan_once)
+            # Real time, even under a simulated clock: an alert compares it with Prometheus' own time.
+            TIMER_SCAN_LAST_SUCCESS.set_to_current_time()
         except Exception:  # a bad timer must not stop the others from firing
             log.exception("timer scan failed")
         await asyncio.sleep(service.settings.timer_scan_seconds)
@@ -93,6 +95,8 @@ async def _scan_once() -> int:
 
 async def start_scanner() -> None:
     global _scanner
+    # Until the first scan finishes, the stamp is the start: a scanner that never finishes one is stalled too.
+    TIMER_SCAN_LAST_SUCCESS.set_to_current_time()
     _scanner = asyncio.create_task(scan_timers_forever(), name="timer-scanner")
 
 

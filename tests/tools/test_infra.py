@@ -182,6 +182,7 @@ def test_external_endpoints_start_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     assert endpoints == infra.Endpoints(nobody, "mongodb+srv://db.example/triage")
     assert not (tmp_path / "run").exists()
     statuses = infra.status(tmp_path)
-    assert {item["mode"] for item in statuses.values()} == {"external"}
+    assert {statuses["kafka"]["mode"], statuses["mongodb"]["mode"]} == {"external"}
+    assert (statuses["prometheus"]["running"], statuses["prometheus"]["ready"]) == (False, None)  # not asked for
     assert statuses["kafka"]["ready"] is False
     assert statuses["mongodb"]["ready"] is None  # SRV records are left to the driver

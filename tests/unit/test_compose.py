@@ -13,7 +13,8 @@ from tools.infra import LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus.yml"
+PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_DIR = REPO_ROOT / "deploy" / "grafana"
 
 # Broker settings that differ between a container and a local process by nature.
 MACHINE_SPECIFIC = {
@@ -108,6 +109,7 @@ def test_images_are_the_official_ones() -> None:
     assert SERVICES["mongo"]["image"].startswith("mongo:8")
     assert SERVICES["prometheus"]["image"].startswith("prom/prometheus")
     assert SERVICES["grafana"]["image"].startswith("grafana/grafana")
+    assert SERVICES["kafka-exporter"]["image"].startswith("danielqsj/kafka-exporter")
     assert "healthcheck" in SERVICES["kafka"]
     assert "healthcheck" in SERVICES["mongo"]
 
@@ -160,6 +162,34 @@ def test_prometheus_scrapes_every_service() -> None:
         for target in static["targets"]
     }
     missing = {f"{name}:{_port(spec)}" for name, spec in BUILT.items()} - targets
-    assert not missing, f"deploy/prometheus.yml does not scrape {sorted(missing)}"
+    assert not missing, f"deploy/prometheus/prometheus.yml does not scrape {sorted(missing)}"
     mounted = " ".join(SERVICES["prometheus"]["volumes"])
-    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml" in mounted
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounted
+
+
+def test_prometheus_scrapes_the_kafka_exporter() -> None:
+    """The maintained exporter (danielqsj/kafka-exporter, not the archived kafka-lag-exporter) on its port."""
+    exporter = SERVICES["kafka-exporter"]
+    assert exporter["image"].startswith("danielqsj/kafka-exporter:v1.")
+    assert "--kafka.server=kafka:9092" in exporter["command"]
+    assert exporter["depends_on"]["kafka"]["condition"] == "service_healthy"
+    jobs = {job["job_name"]: job for job in _load(PROMETHEUS_FILE)["scrape_configs"]}
+    assert jobs["kafka-exporter"]["static_configs"][0]["targets"] == ["kafka-exporter:9308"]
+
+
+def test_prometheus_loads_the_alert_rules_where_the_compose_file_mounts_them() -> None:
+    """rule_files are relative to the configuration: deploy/prometheus/rules here, /etc/prometheus/rules there."""
+    config = _load(PROMETHEUS_FILE)
+    assert config["rule_files"] == ["rules/*.yml"]
+    assert list((PROMETHEUS_FILE.parent / "rules").glob("*.yml"))
+    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in SERVICES["prometheus"]["volumes"]
+
+
+def test_grafana_is_provisioned_from_deploy_grafana() -> None:
+    volumes = SERVICES["grafana"]["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in volumes
+    assert "./deploy/grafana/dashboards:/etc/grafana/dashboards:ro" in volumes
+    providers = _load(GRAFANA_DIR / "provisioning" / "dashboards" / "triage.yml")["providers"]
+    assert [provider["options"]["path"] for provider in providers] == ["/etc/grafana/dashboards"]
+    sources = _load(GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
+    assert [(source["type"], source["url"]) for source in sources] == [("prometheus", "http://prometheus:9090")]

@@ -33,6 +33,12 @@ from tools.infra.host import (
 
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_MONGO_PORT = 27017
+# Not Prometheus' usual 9090: on a machine with systemd, Debian's package runs its own Prometheus there.
+DEFAULT_PROMETHEUS_PORT = 9190
+# The ports the local run's services serve /health and /metrics on (tools/processes.py starts them there; the
+# local Prometheus scrapes them there until the run says otherwise).
+PIPELINE_PORTS = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
+DESK_API_PORTS = {"desk_api": 8180}
 DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_STOP_TIMEOUT = 30.0
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
@@ -42,6 +48,7 @@ _LOG_ROTATE_BYTES = 20 * 1024 * 1024
 class Endpoints:
     kafka_bootstrap: str
     mongodb_uri: str
+    prometheus_url: str | None = None  # a local Prometheus, when one was asked for and is installed
 
     def as_env(self) -> dict[str, str]:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap, "MONGODB_URI": self.mongodb_uri}
@@ -164,7 +171,11 @@ class LocalComponent:
         return self.pid() is not None
 
     def is_ready(self) -> bool:
-        return self.is_running() and port_open(HOST, self.port)
+        return self.is_running() and self.accepting()
+
+    def accepting(self) -> bool:
+        """The readiness probe: the port accepts connections (a server with a readiness endpoint asks it)."""
+        return port_open(HOST, self.port)
 
     def _recorded_port(self) -> int | None:
         if self.pid() is None:
@@ -196,10 +207,10 @@ class LocalComponent:
                 self.progress(f"{self.name}: already running (pid {pid}) on {self.endpoint}")
             else:
                 if not port_bindable(self.port):
+                    existing = f", or use an existing server ({self.external_env}=...)" if self.external_env else ""
                     raise InfraError(
                         f"port {self.port} on {HOST} is in use by a process that triage did not start "
-                        f"for {self.state_dir}; stop it, choose another port ({self.port_env}=...), or use "
-                        f"an existing server ({self.external_env}=...)"
+                        f"for {self.state_dir}; stop it or choose another port ({self.port_env}=...){existing}"
                     )
                 self.provision()
                 self._prepare()
@@ -233,7 +244,7 @@ class LocalComponent:
         self.progress(f"{self.name}: started pid {proc.pid} on {self.endpoint} (log {self.log_file})")
 
     def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> None:
-        """Block until the port accepts TCP connections; fail early if the process dies."""
+        """Block until the server is ready (`accepting`); fail early if the process dies."""
         deadline = time.monotonic() + timeout
         while True:
             pid = self.pid()
@@ -242,7 +253,7 @@ class LocalComponent:
                     f"{self.name} is not running (it exited or was never started) and does not listen on "
                     f"{HOST}:{self.port}; last lines of {self.log_file}:\n{self.log_tail()}"
                 )
-            if port_open(HOST, self.port):
+            if self.accepting():
                 if self._started_at is not None:
                     self.progress(f"{self.name}: ready in {time.monotonic() - self._started_at:.1f}s")
                     self._started_at = None
@@ -298,7 +309,7 @@ class LocalComponent:
             mode="local",
             server=self.server,
             running=pid is not None,
-            ready=pid is not None and port_open(HOST, self.port),
+            ready=pid is not None and self.accepting(),
             pid=pid,
             endpoint=self.endpoint,
             log=str(self.log_file),

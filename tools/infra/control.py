@@ -1,6 +1,8 @@
-"""`triage infra up | down | status`: the broker and the store together, started in parallel.
+"""`triage infra up | down | status`: the broker, the store and Prometheus together, started in parallel.
 
 When KAFKA_BOOTSTRAP_SERVERS or MONGODB_URI is set, that endpoint is used and nothing is started for it.
+Prometheus is started when asked (`triage infra up` and the runs of tools/processes.py ask; the test sessions
+do not) and installed; without it the infrastructure is complete, only unmonitored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tools.infra.component import (
 from tools.infra.ferretdb import LocalFerretDB
 from tools.infra.host import InfraError, Progress, port_open, serialized
 from tools.infra.kafka import LocalKafka
+from tools.infra.prometheus import LocalPrometheus, installed
 
 
 def _external_status(kind: str, endpoint: str) -> ComponentStatus:
@@ -68,8 +71,11 @@ def up(
     *,
     cache_dir: Path | str | None = None,
     timeout: float = DEFAULT_READY_TIMEOUT,
+    monitor: bool = False,
+    prometheus_port: int | None = None,
 ) -> Endpoints:
-    """Provision and start what is not running yet; return the endpoints once they accept connections."""
+    """Provision and start what is not running yet; return the endpoints once they accept connections.
+    With `monitor`, a local Prometheus too (when Debian's package is installed; otherwise it says so)."""
     started = time.monotonic()
     say = serialized(progress)
     kafka_ext, mongo_ext = external_endpoint("KAFKA_BOOTSTRAP_SERVERS"), external_endpoint("MONGODB_URI")
@@ -86,8 +92,15 @@ def up(
     else:
         ferret = LocalFerretDB(state_dir, mongo_port, cache_dir=cache_dir, progress=say)
         local.append(ferret)
-    if kafka and ferret and kafka.port == ferret.port:
-        raise InfraError(f"Kafka and FerretDB cannot both use port {kafka.port}")
+    prometheus: LocalPrometheus | None = None
+    if monitor and installed():
+        prometheus = LocalPrometheus(state_dir, prometheus_port, cache_dir=cache_dir, progress=say)
+        local.append(prometheus)
+    elif monitor:
+        say("prometheus: not installed, so the local run is not monitored (`make prometheus` installs it)")
+    ports = [component.port for component in local]
+    if len(set(ports)) < len(ports):
+        raise InfraError(f"two local servers cannot share a port: {dict((c.name, c.port) for c in local)}")
 
     # In parallel: on a cold machine the jars download while Go compiles, and both servers boot at once.
     pending = [component for component in local if not component.is_running()]
@@ -99,10 +112,11 @@ def up(
     endpoints = Endpoints(
         kafka_bootstrap=kafka.endpoint if kafka else str(kafka_ext),
         mongodb_uri=ferret.endpoint if ferret else str(mongo_ext),
+        prometheus_url=prometheus.endpoint if prometheus else None,
     )
     say(
         f"infra up in {time.monotonic() - started:.1f}s: kafka {endpoints.kafka_bootstrap}, "
-        f"mongodb {endpoints.mongodb_uri}"
+        f"mongodb {endpoints.mongodb_uri}" + (f", prometheus {prometheus.endpoint}" if prometheus else "")
     )
     return endpoints
 
@@ -111,7 +125,12 @@ def down(
     state_dir: Path | str | None = None, progress: Progress = print, *, timeout: float = DEFAULT_STOP_TIMEOUT
 ) -> None:
     """Stop the local servers of this state dir (whatever the environment says); data stays."""
-    for component in (LocalFerretDB(state_dir, progress=progress), LocalKafka(state_dir, progress=progress)):
+    components: tuple[LocalComponent, ...] = (
+        LocalPrometheus(state_dir, progress=progress),
+        LocalFerretDB(state_dir, progress=progress),
+        LocalKafka(state_dir, progress=progress),
+    )
+    for component in components:
         if component.is_running():
             component.stop(timeout=timeout)
         else:
@@ -119,14 +138,19 @@ def down(
 
 
 def status(state_dir: Path | str | None = None) -> dict[str, ComponentStatus]:
-    """Per component ("kafka", "mongodb"): mode, server, running, ready, pid, endpoint, log."""
+    """Per component ("kafka", "mongodb", "prometheus"): mode, server, running, ready, pid, endpoint, log.
+    A Prometheus that is not running is not counted against readiness (ready None): it is optional."""
     kafka_ext, mongo_ext = external_endpoint("KAFKA_BOOTSTRAP_SERVERS"), external_endpoint("MONGODB_URI")
     quiet: Progress = lambda _message: None  # noqa: E731
+    prometheus = LocalPrometheus(state_dir, progress=quiet).status()
+    if not prometheus["running"]:
+        prometheus["ready"] = None
     return {
         "kafka": _external_status("kafka", kafka_ext) if kafka_ext else LocalKafka(state_dir, progress=quiet).status(),
         "mongodb": _external_status("mongodb", mongo_ext)
         if mongo_ext
         else LocalFerretDB(state_dir, progress=quiet).status(),
+        "prometheus": prometheus,
     }
 
 
@@ -168,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     """`triage infra up | down | status`."""
     parser = argparse.ArgumentParser(
         prog="triage infra",
-        description="Start, stop and inspect the local Kafka broker and FerretDB (no Docker needed).",
+        description="Start, stop and inspect the local Kafka broker, FerretDB and Prometheus (no Docker needed).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     state_help = "state dir (default: $TRIAGE_STATE_DIR or <repo>/.triage)"
@@ -176,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--state-dir", type=Path, help=state_help)
     p_up.add_argument("--kafka-port", type=int, help="default: $TRIAGE_KAFKA_PORT or 9092")
     p_up.add_argument("--mongo-port", type=int, help="default: $TRIAGE_MONGO_PORT or 27017")
+    p_up.add_argument("--prometheus-port", type=int, help="default: $TRIAGE_PROMETHEUS_PORT or 9190")
+    p_up.add_argument("--no-prometheus", action="store_true", help="start no local Prometheus")
     p_up.add_argument("--timeout", type=float, default=DEFAULT_READY_TIMEOUT, help="readiness timeout, seconds")
     p_down = commands.add_parser("down", help="stop the local servers (data is kept)")
     p_down.add_argument("--state-dir", type=Path, help=state_help)
@@ -186,9 +212,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "up":
-            endpoints = up(args.state_dir, args.kafka_port, args.mongo_port, timeout=args.timeout)
+            endpoints = up(args.state_dir, args.kafka_port, args.mongo_port, timeout=args.timeout,
+                           monitor=not args.no_prometheus, prometheus_port=args.prometheus_port)
             for key, value in endpoints.as_env().items():
                 print(f"export {key}={value}")
+            if endpoints.prometheus_url:
+                print(f"# prometheus: {endpoints.prometheus_url} (alerts: {endpoints.prometheus_url}/alerts)")
             return 0
         if args.command == "down":
             down(args.state_dir)

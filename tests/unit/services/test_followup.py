@@ -4,6 +4,9 @@ timer scan reminds, marks overdue and escalates to the command centre."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,6 +37,7 @@ from shared.events import (
     Envelope,
     case_id_for,
 )
+from shared.metrics import REGISTRY, TIMER_SCAN_LAST_SUCCESS
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Monday, 17:00 in China
 TEXT = "镇政府窗口工作人员办事推诿，材料交了三次还说不齐，一拖再拖，要求给个说法。"
@@ -364,3 +368,34 @@ async def test_the_limits_an_action_opens_are_timed_when_filing_is_retried(
     assert case(storage).deadlines["visitor_resolve"].due == "2027-01-29"
     assert filed(storage, "visitor.resolve") == {"2027-01-28": "remind", "2027-01-30": "overdue",
                                                  "2027-02-02": "escalate"}
+
+
+async def test_the_scanner_stamps_every_scan_that_finished_and_no_failed_one(
+        storage: MemoryStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alert on a stalled scanner reads this stamp: a failing scan must leave it where it was."""
+    monkeypatch.setattr(main.service, "settings", main.service.settings.model_copy(update={"timer_scan_seconds": 0.01}))
+    outcomes: list[Exception | int] = [ValueError("a bad timer"), 0]
+    stamps: list[float | None] = []
+    finished = asyncio.Event()
+
+    async def scan() -> int:
+        stamps.append(REGISTRY.get_sample_value("triage_timer_scan_last_success_timestamp_seconds"))
+        if not outcomes:
+            finished.set()
+            return 0
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(main, "_scan_once", scan)
+    TIMER_SCAN_LAST_SUCCESS.set(0)
+    before = time.time()
+    scanner = asyncio.create_task(main.scan_timers_forever())
+    await asyncio.wait_for(finished.wait(), 5)
+    scanner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await scanner
+
+    assert stamps[:2] == [0, 0]  # the failed scan left the stamp alone
+    assert before <= (stamps[2] or 0) <= time.time()  # the next one, which finished, stamped it
