@@ -20,8 +20,17 @@ from services.desk_api.disclosure import masked, may_reveal
 from services.desk_api.errors import ApiError
 from services.desk_api.forms import FORMS, FormErrors, available, parse_form
 from services.desk_api.handlers import NotFound, PublishFailed
-from services.desk_api.sessions import COOKIE, SIGN_IN_COOKIE, DeskSession, valid_officer
-from services.desk_api.web import check_csrf, check_sign_in_csrf, read_form, render, sign_in_form
+from services.desk_api.sessions import COOKIE, DeskSession, valid_officer
+from services.desk_api.web import (
+    check_csrf,
+    check_sign_in_csrf,
+    close_session,
+    open_session,
+    read_form,
+    render,
+    sign_in_errors,
+    sign_in_form,
+)
 from shared.domain.lifecycle import Action, CaseStatus
 from shared.domain.queue import QueueFilter
 from shared.domain.triage import Category, Urgency
@@ -74,30 +83,17 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request, ctx: Ctx) -> Response:
     form = await read_form(request, ctx)
     check_sign_in_csrf(request, form)
-    errors = {}
     unit = ctx.authority.unit_for(f"Bearer {form.get('token', '')}")
     officer = valid_officer(form.get("officer", ""))
-    if unit is None:
-        errors["token"] = "口令不正确"
-    if officer is None:
-        errors["officer"] = "请填写经办人姓名（1 至 32 个字，不含符号 < > & 和引号）"
     if unit is None or officer is None:
-        return sign_in_form(request, errors, form.get("officer", "")[:32], 422)
-    cookie, _ = await ctx.sessions.sign_in(unit, officer)
-    response = RedirectResponse("/desk/", 303)
-    response.set_cookie(COOKIE, cookie, max_age=int(ctx.sessions.lifetime.total_seconds()), httponly=True,
-                        samesite="strict", path="/", secure=ctx.secure_cookies)
-    response.delete_cookie(SIGN_IN_COOKIE, path="/")
-    return response
+        return sign_in_form(request, sign_in_errors(unit is not None, officer, "经办人姓名"),
+                            form.get("officer", "")[:32], 422)
+    return await open_session(ctx, unit, officer, cookie=COOKIE, home="/desk/", path="/")
 
 
 @router.post("/desk/signout")
 async def sign_out(request: Request, ctx: Ctx, session: Session) -> Response:
-    check_csrf(session, await read_form(request, ctx))
-    await ctx.sessions.sign_out(request.cookies.get(COOKIE, ""))
-    response = RedirectResponse("/desk/signin", 303)
-    response.delete_cookie(COOKIE, path="/")
-    return response
+    return await close_session(request, ctx, session, cookie=COOKIE, to="/desk/signin", path="/")
 
 
 # --- the queue ---------------------------------------------------------------------------------------

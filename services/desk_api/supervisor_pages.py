@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from services.desk_api import labels as L
 from services.desk_api import report as monthly
@@ -27,7 +27,15 @@ from services.desk_api.pages import SignInRequired
 from services.desk_api.sessions import SUPERVISOR_COOKIE, valid_officer
 from services.desk_api.sessions import Session as SignedIn
 from services.desk_api.supervision import GRAINS, Overview
-from services.desk_api.web import check_csrf, check_sign_in_csrf, read_form, render, sign_in_form
+from services.desk_api.web import (
+    check_sign_in_csrf,
+    close_session,
+    open_session,
+    read_form,
+    render,
+    sign_in_errors,
+    sign_in_form,
+)
 from shared.domain.figures import Figure, Measure, Period, Ratio, figures_of
 from shared.domain.triage import Unit
 from shared.events import SAFE_ID
@@ -58,29 +66,18 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request, ctx: Ctx) -> Response:
     form = await read_form(request, ctx)
     check_sign_in_csrf(request, form)
-    errors = {}
     allowed = ctx.supervisors.unit_for(f"Bearer {form.get('token', '')}") is not None
     officer = valid_officer(form.get("officer", ""))
-    if not allowed:
-        errors["token"] = "口令不正确"
-    if officer is None:
-        errors["officer"] = "请填写姓名（1 至 32 个字，不含符号 < > & 和引号）"
     if not allowed or officer is None:
-        return sign_in_form(request, errors, form.get("officer", "")[:32], 422, supervisor=True)
-    cookie, _ = await ctx.sessions.sign_in(None, officer)
-    response = RedirectResponse(HOME, 303)
-    response.set_cookie(SUPERVISOR_COOKIE, cookie, max_age=int(ctx.sessions.lifetime.total_seconds()),
-                        httponly=True, samesite="strict", path="/supervisor/", secure=ctx.secure_cookies)
-    return response
+        return sign_in_form(request, sign_in_errors(allowed, officer, "姓名"), form.get("officer", "")[:32], 422,
+                            supervisor=True)
+    return await open_session(ctx, None, officer, cookie=SUPERVISOR_COOKIE, home=HOME, path="/supervisor/")
 
 
 @router.post("/supervisor/signout")
 async def sign_out(request: Request, ctx: Ctx, session: Supervisor) -> Response:
-    check_csrf(session, await read_form(request, ctx))
-    await ctx.sessions.sign_out(request.cookies.get(SUPERVISOR_COOKIE, ""))
-    response = RedirectResponse("/supervisor/signin", 303)
-    response.delete_cookie(SUPERVISOR_COOKIE, path="/supervisor/")
-    return response
+    return await close_session(request, ctx, session, cookie=SUPERVISOR_COOKIE, to="/supervisor/signin",
+                               path="/supervisor/")
 
 
 # --- what is asked ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.desk_api import labels, views
@@ -16,6 +16,7 @@ from services.desk_api.context import Context, context
 from services.desk_api.errors import ApiError
 from services.desk_api.forms import FORMS
 from services.desk_api.sessions import SIGN_IN_COOKIE, Session
+from shared.domain.triage import Unit
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(L=labels, label=labels.label, FORMS=FORMS)
@@ -54,4 +55,31 @@ def sign_in_form(request: Request, errors: dict[str, str], officer: str = "", st
                       supervisor=supervisor)
     response.set_cookie(SIGN_IN_COOKIE, token, max_age=1800, httponly=True, samesite="strict", path="/",
                         secure=context(request).secure_cookies)
+    return response
+
+
+def sign_in_errors(token_known: bool, officer: str | None, officer_label: str) -> dict[str, str]:
+    errors = {} if token_known else {"token": "口令不正确"}
+    if officer is None:
+        errors["officer"] = f"请填写{officer_label}（1 至 32 个字，不含符号 < > & 和引号）"
+    return errors
+
+
+async def open_session(ctx: Context, unit: Unit | None, officer: str, *, cookie: str, home: str,
+                       path: str) -> Response:
+    """The session of a desk (`unit`) or a supervisor (None), in an HttpOnly, SameSite=Strict cookie."""
+    value, _ = await ctx.sessions.sign_in(unit, officer)
+    response = RedirectResponse(home, 303)
+    response.set_cookie(cookie, value, max_age=int(ctx.sessions.lifetime.total_seconds()), httponly=True,
+                        samesite="strict", path=path, secure=ctx.secure_cookies)
+    response.delete_cookie(SIGN_IN_COOKIE, path="/")
+    return response
+
+
+async def close_session(request: Request, ctx: Context, session: Session, *, cookie: str, to: str,
+                        path: str) -> Response:
+    check_csrf(session, await read_form(request, ctx))
+    await ctx.sessions.sign_out(request.cookies.get(cookie, ""))
+    response = RedirectResponse(to, 303)
+    response.delete_cookie(cookie, path=path)
     return response
