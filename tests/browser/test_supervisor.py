@@ -16,11 +16,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.browser.conftest import screenshot
-from tests.browser.test_workbench import MEDIATION, Db, _routed, _wait_for
+from tests.browser.test_workbench import Db, _routed, _wait_for
 from tests.conftest import SUPERVISOR_TOKEN, eventually, token
 from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+# Not the workbench test's texts: the very same words again would be merged into its cases as repeats.
+MEDIATION = [
+    "我家和对门因为楼道里堆放的旧家具吵了好几次，社区说过也没用，想请调解中心帮忙调解。",
+    "邻居装修把我家墙面震出裂缝，协商赔偿谈不拢，希望调解中心组织双方调解。",
+    "两家共用的院子排水沟被隔壁填平了，一下雨我家就进水，请调解员上门调解。",
+]
 
 
 async def _act(desk: httpx.AsyncClient, db: Db, case_id: str, action: str, **fields: Any) -> None:
