@@ -22,7 +22,7 @@ M = Measure
 COUNTED = (M.RECEIVED, M.ROUTED, M.RESOLVED, M.MEDIATION_CONCLUDED, M.MEDIATION_AGREED, M.ESCALATED, M.OVERDUE)
 COUNT_NAMES = {M.RECEIVED: "受理", M.ROUTED: "派单", M.RESOLVED: "办结", M.MEDIATION_CONCLUDED: "调解终结",
                M.MEDIATION_AGREED: "调解成功", M.ESCALATED: "督办", M.OVERDUE: "新增超期"}
-COMPARED = (M.RECEIVED, M.RESOLVED, M.MEDIATION_AGREED)
+COMPARED = (M.RESOLVED, M.MEDIATION_AGREED)  # after what came in, with 环比 and 同比
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,13 @@ class MonthlyReport:
         return f"{year}年{int(month)}月{label(UNITS, self.unit) if self.unit else '全区'}矛盾纠纷化解工作月度报告"
 
     @property
-    def received(self) -> int:
+    def intake(self) -> Measure:
         """What came in: cases opened (the district), or routed to the unit."""
-        return self.total.counts[M.RECEIVED if self.unit is None else M.ROUTED]
+        return M.RECEIVED if self.unit is None else M.ROUTED
+
+    @property
+    def received(self) -> int:
+        return self.total.counts[self.intake]
 
     def compared(self, measure: Measure, base: Counter[Measure]) -> float | None:
         return change(self.total.counts[measure], base[measure]) if any(base.values()) else None
@@ -88,7 +92,7 @@ def summary(report: MonthlyReport) -> list[str]:
     comparisons = []
     for name, base in (("环比", report.previous), ("同比", report.year_ago)):
         if any(base.values()):
-            comparisons.append(f"受理量{name}{signed(report.compared(report_intake(report), base))}，"
+            comparisons.append(f"受理量{name}{signed(report.compared(report.intake, base))}，"
                                f"办结量{name}{signed(report.compared(M.RESOLVED, base))}")
     lines.append("；".join(comparisons) + "。" if comparisons else "无上月及上年同期数据，不作同比、环比。")
     below = report.below()
@@ -96,10 +100,6 @@ def summary(report: MonthlyReport) -> list[str]:
         f"{label(UNITS, row.unit)}{FIGURES[fig]}{percent(row.figures[fig])}（下限{percent(report.floors[fig])}）"
         for row, fig in below) + "。" if below else "各单位均未低于考核下限。")
     return lines
-
-
-def report_intake(report: MonthlyReport) -> Measure:
-    return M.RECEIVED if report.unit is None else M.ROUTED
 
 
 def _yuan(amount: Decimal) -> str:
@@ -122,7 +122,7 @@ def tables(report: MonthlyReport) -> Iterator[tuple[str, list[str], list[list[st
                                               for s in report.by_channel])
     compare = [[COUNT_NAMES[m], str(report.total.counts[m]), str(report.previous[m]),
                 signed(report.compared(m, report.previous)), str(report.year_ago[m]),
-                signed(report.compared(m, report.year_ago))] for m in (report_intake(report), *COMPARED[1:])]
+                signed(report.compared(m, report.year_ago))] for m in (report.intake, *COMPARED)]
     yield ("同比环比", ["指标", "本月", "上月", "环比", "上年同月", "同比"], compare)
 
 

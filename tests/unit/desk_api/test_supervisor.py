@@ -111,3 +111,20 @@ async def test_a_scrape_carries_the_current_months_figures(client: httpx.AsyncCl
     assert 'triage_supervisor_cases{figure="overdue_open",unit="mediation"} 1.0' in text  # GT-E, late since 2 Dec
     assert 'triage_supervisor_cases{figure="routed",unit="mediation"} 0.0' in text  # nothing routed in December yet
     assert 'triage_supervisor_rate{figure="satisfaction",unit="mediation"}' not in text  # no visit: no rate
+
+
+def test_the_report_compares_with_the_month_before_and_the_year_before() -> None:
+    from collections import Counter
+    from decimal import Decimal
+
+    from services.desk_api.report import MonthlyReport, summary, tables
+    from services.desk_api.supervision import UnitFigures
+    from shared.domain.figures import DEFAULT_FLOORS, Measure, figures_of
+
+    now = Counter({Measure.RECEIVED: 250, Measure.RESOLVED: 180, Measure.MEDIATION_AGREED: 40})
+    total = UnitFigures(None, now, figures_of(now), [], 3, Decimal(0))
+    report = MonthlyReport("2026-11", None, total, previous=Counter({Measure.RECEIVED: 200, Measure.RESOLVED: 200}),
+                           year_ago=Counter(), by_category=[], by_channel=[], units=[], floors=dict(DEFAULT_FLOORS))
+    assert "受理量环比增长25.0%，办结量环比下降10.0%。" in summary(report)  # no history a year back: no 同比
+    [*_, (title, header, rows)] = tables(report)
+    assert title == "同比环比" and rows[0] == ["受理", "250", "200", "增长25.0%", "0", "—"]
