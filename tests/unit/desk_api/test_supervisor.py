@@ -126,5 +126,5 @@ def test_the_report_compares_with_the_month_before_and_the_year_before() -> None
     report = MonthlyReport("2026-11", None, total, previous=Counter({Measure.RECEIVED: 200, Measure.RESOLVED: 200}),
                            year_ago=Counter(), by_category=[], by_channel=[], units=[], floors=dict(DEFAULT_FLOORS))
     assert "受理量环比增长25.0%，办结量环比下降10.0%。" in summary(report)  # no history a year back: no 同比
-    [*_, (title, header, rows)] = tables(report)
+    [*_, (title, _header, rows)] = tables(report)
     assert title == "同比环比" and rows[0] == ["受理", "250", "200", "增长25.0%", "0", "—"]
