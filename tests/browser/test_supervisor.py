@@ -1,7 +1,7 @@
 """A supervisor's morning in a real Chromium, on the real broker, store and services: three mediation cases are
 worked through the desk API (one settled by agreement, one visited dissatisfied), then the supervisor signs in,
 sees the month's figures per unit and the trend chart, downloads a table as CSV and opens the monthly report.
-The screenshot is the README's (docs/screenshots/supervisor.png)."""
+The screenshots are the README's (docs/screenshots/supervisor.png, supervisor-report.png)."""
 
 from __future__ import annotations
 
@@ -85,5 +85,6 @@ async def test_a_supervisor_sees_the_figures_a_chart_and_exports_them(
     browser.get(f"{desk_url}/supervisor/report")
     report = browser.find_element(By.CSS_SELECTOR, "article.report").text
     assert "矛盾纠纷化解工作月度报告" in report and "调解成功率" in report
+    print(f"report screenshot: {screenshot(browser, 'supervisor-report')}")
     for personal in ("王秀英", "13912345678"):
         assert personal not in browser.page_source

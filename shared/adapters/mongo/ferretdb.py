@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -106,10 +106,14 @@ class GroupCommit:
         self._queued: dict[str, _Queued[Any]] = {}
 
     async def write(self, key: str, change: T, write: Callable[[list[T]], Awaitable[Any]]) -> None:
+        await self.write_all(key, [change], write)
+
+    async def write_all(self, key: str, changes: Sequence[T], write: Callable[[list[T]], Awaitable[Any]]) -> None:
+        """Several changes of one caller, in one write (with whatever else is queued)."""
         queued = self._queued.get(key)
         if queued is None:
             queued = self._queued[key] = _Queued()
-        queued.items.append(change)
+        queued.items.extend(changes)
         async with self.locks.hold(key):
             if self._queued.get(key) is queued:  # nobody has written these changes yet
                 del self._queued[key]

@@ -96,9 +96,12 @@ class MongoFigures:
         self._months: dict[tuple[Unit | None, str], tuple[tuple[int, ...], Tally]] = {}  # shards' sizes, their sum
 
     async def add(self, facts: Sequence[Fact]) -> None:
-        if facts:
-            await asyncio.gather(*(self.book.change(shard_of(f), {"key": field_key(f.id), "op": "add",
-                                                                  "value": fact_document(f)}) for f in facts))
+        """A save's facts, one revision per shard they fall in (most saves: one)."""
+        by_shard: dict[str, list[Document]] = {}
+        for f in facts:
+            by_shard.setdefault(shard_of(f), []).append({"key": field_key(f.id), "op": "add",
+                                                         "value": fact_document(f)})
+        await asyncio.gather(*(self.book.change(shard, *changes) for shard, changes in by_shard.items()))
 
     async def tally(self, unit: Unit | None, month: str) -> Tally:
         """The month's tally, added up again only when one of its shards has new facts: most months of a page

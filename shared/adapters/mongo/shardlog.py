@@ -111,8 +111,9 @@ class ShardLog:
         self._known: dict[str, Shard] = {}
         self._locks = KeyedLocks()  # one catch-up of a shard at a time in this process
 
-    async def change(self, shard: str, change: Document) -> None:
-        await self.commit.write(f"{self.log.name}:{shard}", change, lambda changes: self._log(shard, changes))
+    async def change(self, shard: str, *changes: Document) -> None:
+        """File these changes of one shard, in one revision with whatever else this process has waiting."""
+        await self.commit.write_all(f"{self.log.name}:{shard}", changes, lambda queued: self._log(shard, queued))
 
     async def current(self, shard: str) -> Shard:
         """The shard as it is now: the state this process knew (or the snapshot), with the records after it."""
