@@ -92,6 +92,12 @@ def step(cases: dict[str, Any], changes: Iterable[Mapping[str, Any]]) -> bool:
     return changed
 
 
+def _would_change(state: Shard, changes: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether these changes change the shard; on a copy of the keys they touch (each reads only its own)."""
+    listed = list(changes)
+    return step({c["key"]: state.cases[c["key"]] for c in listed if c["key"] in state.cases}, listed)
+
+
 @dataclass
 class Shard:
     """A shard as this process last knew it: the state before record `rev`."""
@@ -139,10 +145,17 @@ class ShardLog:
     async def _log(self, shard: str, changes: list[Document]) -> None:
         """Claim the shard's next revision for these changes."""
         for attempt in range(ATTEMPTS):
-            state = await self.current(shard)
-            rev = state.rev
-            if not step(dict(state.cases), changes):
-                return  # each filed at this version or later already, or nothing to take out
+            # The first try trusts what this process knows when it says the changes change something: usually
+            # this process wrote the shard's last revision itself, and an insert at a revision another writer
+            # took is refused, which is when it catches up. (A change found to change something that, in the
+            # log's order, no longer does is written and then ignored by every reader.) That nothing is to be
+            # written is only ever decided on the shard as it is now.
+            known = self._known.get(shard) if attempt == 0 else None
+            if known is None or not _would_change(known, changes):
+                known = await self.current(shard)
+                if not _would_change(known, changes):
+                    return  # each filed at this version or later already, or nothing to take out
+            state, rev = known, known.rev
             try:
                 await self.log.insert_one({"_id": f"{shard}@{rev}", "changes": changes, "at": datetime.now(UTC)})
             except DuplicateKeyError:  # another writer took this revision: catch up, and try the next
