@@ -33,8 +33,12 @@ async def rebuild_figures(uri: str, database: str, progress: Callable[[str], Non
         cases = facts = 0
         pending: list[asyncio.Task[None]] = []
         async for doc in db["cases"].find({}, batch_size=500):
-            found = facts_of_case(case_from_document(doc), [entry_from_document(e) for e in doc.get("timeline", [])],
-                                  calendar)
+            try:
+                found = facts_of_case(case_from_document(doc),
+                                      [entry_from_document(e) for e in doc.get("timeline", [])], calendar)
+            except (KeyError, TypeError, ValueError) as exc:  # a document no version of the code wrote
+                progress(f"stats rebuild: case {doc.get('_id')!r} left out, its timeline cannot be read: {exc}")
+                continue
             pending.append(asyncio.create_task(figures.add(found)))
             cases, facts = cases + 1, facts + len(found)
             if len(pending) == BATCH:
