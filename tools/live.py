@@ -15,6 +15,7 @@ from shared import topics
 from shared.events import CaseRouted
 from tools import infra
 from tools.demo import load_samples, make_events
+from tools.desks_at_work import PATIENCE, desks_at_work
 from tools.lifecycle import desk_tokens, supervisor_token
 from tools.processes import PIPELINE, WITH_DESK_API, start_pipeline
 
@@ -57,14 +58,27 @@ def _workbench(url: str, tokens: dict[str, str], supervisor: str) -> str:
     return "\n".join(lines)
 
 
-def run_live(rate: float) -> int:
+async def _run(kafka: str, rate: float, desk_url: str, tokens: dict[str, str], desks: bool) -> None:
+    working = asyncio.create_task(desks_at_work(desk_url, tokens)) if desks else None
+    try:
+        await _stream(kafka, rate)
+    finally:
+        if working is not None:
+            working.cancel()
+
+
+def run_live(rate: float, desks: bool = True) -> int:
     tokens, supervisor = desk_tokens(), supervisor_token()
     access = {"DESK_TOKENS": json.dumps(tokens), "SUPERVISOR_TOKENS": json.dumps([supervisor])}
     endpoints, fleet = start_pipeline(access, {**PIPELINE, **WITH_DESK_API})
-    print(_workbench(f"http://127.0.0.1:{fleet['desk_api'].port}", tokens, supervisor), flush=True)
+    desk_url = f"http://127.0.0.1:{fleet['desk_api'].port}"
+    print(_workbench(desk_url, tokens, supervisor), flush=True)
+    if desks:
+        print(f"demo desks work what has waited {PATIENCE.seconds} s in their queues (--no-desks: leave it all to "
+              "you)", flush=True)
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_stream(endpoints.kafka_bootstrap, rate))
+            asyncio.run(_run(endpoints.kafka_bootstrap, rate, desk_url, tokens, desks))
     finally:
         print("\nstopping services ...", flush=True)
         fleet.stop()

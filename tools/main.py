@@ -168,7 +168,7 @@ def _cmd_bench_figures(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tools.live import run_live
 
-    return run_live(rate=args.rate)
+    return run_live(rate=args.rate, desks=not args.no_desks)
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="start everything, feed a stream of complaints, show them being routed")
     p.add_argument("--rate", type=float, default=2.0, help="complaints per second (default 2)")
+    p.add_argument("--no-desks", action="store_true",
+                   help="no demo desks: every case waits for a person at the workbench")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="publish N complaints through the pipeline and report")
