@@ -84,7 +84,8 @@ MEASURES = _frozen({
     Measure.ACCEPTED_IN_TIME: "按时签收", Measure.HANDED_BACK: "退单", Measure.RESOLVED: "办结",
     Measure.RESOLVED_IN_TIME: "按时办结", Measure.MEDIATION_CONCLUDED: "调解终结", Measure.MEDIATION_AGREED: "调解成功",
     Measure.AGREEMENTS: "调解协议", Measure.VISITED: "回访", Measure.VISITS_ASKED_SOLVED: "回访问及解决",
-    Measure.VISITS_SOLVED: "回访已解决", Measure.VISITS_SATISFIED: "回访满意", Measure.CLOSED: "结案",
+    Measure.VISITS_SOLVED: "回访已解决", Measure.VISITS_SATISFIED: "回访满意", Measure.VISITS_BASICALLY: "基本满意",
+    Measure.VISITS_DISSATISFIED: "不满意", Measure.CLOSED: "结案",
     Measure.REOPENED: "重办", Measure.ESCALATED: "督办", Measure.OVERDUE: "新增超期",
 })
 SPLIT_KEYS = _frozen({"unclassified": "未分类", **CATEGORIES, **CHANNELS})

@@ -88,7 +88,9 @@ def summary(report: MonthlyReport) -> list[str]:
              f"调解成功率{percent(f[Figure.MEDIATION_SUCCESS])}，调解协议金额{_yuan(report.total.amount)}元。",
              f"响应率{percent(f[Figure.RESPONSE])}，解决率{percent(f[Figure.RESOLUTION])}，"
              f"满意率{percent(f[Figure.SATISFACTION])}，按时办结率{percent(f[Figure.ON_TIME])}；"
-             f"督办{c[M.ESCALATED]}件，新增超期{c[M.OVERDUE]}件，月末超期未办结{report.total.late_at_end}件。"]
+             f"督办{c[M.ESCALATED]}件，新增超期{c[M.OVERDUE]}件，月末超期未办结{report.total.late_at_end}件。",
+             f"回访{c[M.VISITED]}件，其中满意{c[M.VISITS_SATISFIED] - c[M.VISITS_BASICALLY]}件、基本满意"
+             f"{c[M.VISITS_BASICALLY]}件、不满意{c[M.VISITS_DISSATISFIED]}件；群众表示问题已解决{c[M.VISITS_SOLVED]}件。"]
     comparisons = []
     for name, base in (("环比", report.previous), ("同比", report.year_ago)):
         if any(base.values()):

@@ -38,7 +38,9 @@ class Measure(StrEnum):
     VISITED = "visited"
     VISITS_ASKED_SOLVED = "visits_asked_solved"
     VISITS_SOLVED = "visits_solved"
-    VISITS_SATISFIED = "visits_satisfied"
+    VISITS_SATISFIED = "visits_satisfied"  # satisfied or basically satisfied
+    VISITS_BASICALLY = "visits_basically_satisfied"
+    VISITS_DISSATISFIED = "visits_dissatisfied"
     CLOSED = "closed"
     REOPENED = "reopened"
     ESCALATED = "escalated"
@@ -74,6 +76,10 @@ def _measures(kind: FactKind, flag: bool | None, satisfaction: Satisfaction | No
             found.append(M.VISITS_SOLVED)
     if satisfaction in SATISFIED:
         found.append(M.VISITS_SATISFIED)
+    if satisfaction is Satisfaction.BASICALLY_SATISFIED:
+        found.append(M.VISITS_BASICALLY)
+    elif satisfaction is Satisfaction.DISSATISFIED:
+        found.append(M.VISITS_DISSATISFIED)
     return tuple(found)
 
 

@@ -86,6 +86,7 @@ async def test_the_monthly_report_in_three_formats(client: httpx.AsyncClient) ->
     assert "2026年11月全区矛盾纠纷化解工作月度报告" in html.text
     assert "2026年11月，全区共受理矛盾纠纷5件，办结4件" in html.text  # A, B twice, C
     assert "调解成功率33.3%" in html.text and "矛盾纠纷调处中心满意率66.7%（下限85.0%）" in html.text
+    assert "回访3件，其中满意1件、基本满意1件、不满意1件；群众表示问题已解决2件。" in html.text
     md = await client.get("/supervisor/report?month=2026-11&format=md")
     assert md.text.startswith("# 2026年11月") and "## 按纠纷类型" in md.text and "| 邻里纠纷 |" in md.text
     mediation_only = await client.get("/supervisor/report?month=2026-11&unit=mediation&format=csv")
