@@ -234,6 +234,43 @@ class CaseAlert(Envelope):
     payload: CaseAlertPayload
 
 
+class Milestone(StrEnum):
+    """What an upstream system hears of its case, one event each (`triage.case-updates.v1`)."""
+
+    RECEIVED = "received"  # the case id, and the channel's own ticket number
+    ROUTED = "routed"  # to a unit, with the legal due date
+    REROUTED = "rerouted"  # routed again after a hand-back
+    ACCEPTED = "accepted"  # 签收
+    HANDED_BACK = "handed_back"  # 退单
+    EXTENDED = "extended"  # 延期: the new due date
+    RESOLVED = "resolved"  # 办结, with the answer to the complainant
+    RETURN_VISIT = "return_visit"  # 回访: the satisfaction, and whether it is solved
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    ESCALATED = "escalated"  # 督办: to the town command centre
+
+
+class CaseUpdatePayload(BaseModel):
+    """No personal data: no name, no phone, no complaint text; the answer is what the complainant was told."""
+
+    milestone: Milestone
+    at: AwareDatetime
+    external_ref: str | None = Field(default=None, description="The channel's own ticket number.")
+    unit: Unit | None = Field(default=None, description="The unit the case is with after this milestone.")
+    due: str | None = Field(default=None, description="The legal due date (ISO day), when routed or extended.")
+    answer: str | None = Field(default=None, description="The answer given to the complainant (resolved).")
+    satisfaction: Satisfaction | None = None
+    solved: bool | None = None
+
+
+class CaseUpdated(Envelope):
+    """One milestone of a case, for the upstream system it came from. Its id derives from the case's timeline
+    entry, and the feed carries it once (services/feed)."""
+
+    event_type: ClassVar[str] = "case.updated"
+    payload: CaseUpdatePayload
+
+
 EVENT_TYPES: dict[str, type[Envelope]] = {
     cls.event_type: cls for cls in (CaseReceived, CaseClassified, CaseRouted, DeskAction, CaseAlert)
 }

@@ -14,6 +14,9 @@ DESK_ACTIONS = "triage.desk-actions.v1"
 CASE_ALERTS = "triage.case-alerts.v1"
 """Reminders, overdue notices and escalations raised by the follow-up service's timers."""
 
+CASE_UPDATES = "triage.case-updates.v1"
+"""The status feed for the upstream systems: every milestone of a case, once (services/feed), keyed by the channel."""
+
 DEAD_LETTER = "triage.dead-letter.v1"
 """Events that could not be processed, with the reason in the headers."""
 
@@ -25,4 +28,4 @@ def desk_topic(unit: Unit | str) -> str:
 
 DESK_TOPICS = tuple(desk_topic(u) for u in Unit)
 ALL_TOPICS = (CHANNEL_EVENTS, CASE_RECEIVED, CASE_CLASSIFIED, CASE_ROUTED, DESK_ACTIONS, CASE_ALERTS,
-              DEAD_LETTER, *DESK_TOPICS)
+              CASE_UPDATES, DEAD_LETTER, *DESK_TOPICS)

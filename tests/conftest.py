@@ -57,7 +57,7 @@ def database_name() -> str:
     return f"triage_e2e_{uuid.uuid4().hex[:8]}"
 
 
-SERVICES = ("intake", "classification", "routing", "followup", "desk_api")
+SERVICES = ("intake", "classification", "routing", "followup", "feed", "desk_api")
 DESK_TOKENS = {f"e2e-token-{unit}": unit for unit in ("police", "mediation", "visitor", "legal", "command")}
 SUPERVISOR_TOKEN = "e2e-supervisor-token"
 

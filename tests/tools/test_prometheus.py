@@ -24,7 +24,7 @@ from tools.infra import prometheus
 
 T = TypeVar("T")
 SERVICES = {**infra.PIPELINE_PORTS, **infra.DESK_API_PORTS}
-JOBS = {"prometheus", "intake", "classification", "routing", "followup", "desk-api"}
+JOBS = {"prometheus", "intake", "classification", "routing", "followup", "feed", "desk-api"}
 
 needs_prometheus = pytest.mark.skipif(
     shutil.which("prometheus") is None and not os.environ.get("CI"),

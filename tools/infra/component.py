@@ -37,7 +37,7 @@ DEFAULT_MONGO_PORT = 27017
 DEFAULT_PROMETHEUS_PORT = 9190
 # The ports the local run's services serve /health and /metrics on (tools/processes.py starts them there; the
 # local Prometheus scrapes them there until the run says otherwise).
-PIPELINE_PORTS = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104}
+PIPELINE_PORTS = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104, "feed": 8105}
 DESK_API_PORTS = {"desk_api": 8180}
 DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_STOP_TIMEOUT = 30.0

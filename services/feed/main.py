@@ -1,0 +1,32 @@
+"""The status feed: `faststream run services.feed.main:app`. Every case's milestones on
+`triage.case-updates.v1`, once each (relay.py says how), for the upstream systems the complaints came from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from services.feed.relay import FeedRelay
+from shared.runtime import Service
+
+service = Service("feed")
+relay = FeedRelay(service.settings.kafka_bootstrap_servers, service.group_id, f"{service.group_id}.relay",
+                  service.storage)
+_running: asyncio.Task[None] | None = None
+
+
+async def start_relay() -> None:
+    global _running
+    await service.retrying(relay.start)
+    _running = asyncio.create_task(relay.run(), name="feed-relay")
+
+
+async def stop_relay() -> None:
+    if _running is not None:
+        _running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await _running
+    await relay.stop()
+
+
+app = service.app(on_startup=[start_relay], on_shutdown=[stop_relay])
