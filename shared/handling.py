@@ -163,6 +163,20 @@ def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
 
 def parse_event(body: bytes, model: type[M], *, max_bytes: int) -> M:
     """Decode and validate one event, or raise Rejected naming exactly what is wrong with it."""
+    return validate_event(parse_json_object(body, max_bytes=max_bytes), model)
+
+
+def validate_event(data: dict[str, Any], model: type[M]) -> M:
+    """Validate JSON that `parse_json_object` decoded as `model`, or raise Rejected naming what is wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Rejected("schema_violation", describe_validation_error(exc)) from None
+
+
+def parse_json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
+    """Decode one JSON object from untrusted bytes, or raise Rejected naming what is wrong: its size, its
+    encoding, its syntax (or depth), its type, or a key MongoDB would read as an operator or a path."""
     if len(body) > max_bytes:
         raise Rejected("too_large", f"{len(body)} bytes, the limit is {max_bytes}")
     try:
@@ -179,10 +193,7 @@ def parse_event(body: bytes, model: type[M], *, max_bytes: int) -> M:
         raise Rejected("schema_violation", f"expected a JSON object, got {type(data).__name__}")
     if key := _forbidden_key(data):
         raise Rejected("forbidden_key", f"key {key} looks like a MongoDB operator or path")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise Rejected("schema_violation", describe_validation_error(exc)) from None
+    return data
 
 
 @dataclass(frozen=True)

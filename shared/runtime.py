@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Work = Callable[[bytes], Awaitable[None]]
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+RecordWork = Callable[[Record], Awaitable[None]]  # work that needs the record's headers too
 OrderKeys = Callable[[Record], Iterable[Hashable]]
 
 
@@ -173,11 +174,21 @@ class Service:
         return await retry_transient(operation, service=self.name, backoff=self.backoff)
 
     async def process(self, message: KafkaMessage, work: Work, order_keys: OrderKeys = by_record_key) -> None:
-        """Run `work` on every record of a batch. Records sharing an order key (a case id) run one after
-        another in their order; other cases run side by side, up to `batch_concurrency` at once. This
-        returns, and FastStream commits the batch's offsets, only when every record is done: processed, or
-        dead-lettered with its reason. A crash before that redelivers the batch, and every effect is
-        idempotent, so each case is still acknowledged once done and never before."""
+        """Run `work` on the value of every record of a batch (see `process_records`)."""
+
+        async def on_value(record: Record) -> None:
+            await work(record.value or b"")
+
+        await self.process_records(message, on_value, order_keys)
+
+    async def process_records(self, message: KafkaMessage, work: RecordWork,
+                              order_keys: OrderKeys = by_record_key) -> None:
+        """Run `work` on every record of a batch (its value and its headers, already made readable).
+        Records sharing an order key (a case id) run one after another in their order; other cases run side
+        by side, up to `batch_concurrency` at once. This returns, and FastStream commits the batch's offsets,
+        only when every record is done: processed, or dead-lettered with its reason. A crash before that
+        redelivers the batch, and every effect is idempotent, so each case is still acknowledged once done and
+        never before."""
         raw = message.raw_message
         records: tuple[Record, ...] = raw if isinstance(raw, tuple) else (raw,)
         BATCH_RECORDS.labels(self.name).observe(len(records))
@@ -196,13 +207,13 @@ class Service:
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def process_record(self, record: Record, work: Work) -> None:
+    async def process_record(self, record: Record, work: RecordWork) -> None:
         """Run `work` on one record; retry transient failures, dead-letter the event on any other."""
         source = Source(record.topic, record.partition, record.offset)
         body = record.value or b""
         started = time.perf_counter()
         try:
-            await self.retrying(lambda: work(body))
+            await self.retrying(lambda: work(record))
         except Rejected as exc:
             await self.dead_letter(source, body, exc.reason, exc.detail)
         except Exception as exc:  # an unforeseen failure must not stall the partition behind it

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from shared.cloudevents import Headers, channel_event_fields, relevant_headers
 from shared.config import Settings
 from shared.domain.case import Case
 from shared.domain.case_events import received_event
@@ -28,7 +29,7 @@ from shared.domain.change import Matter
 from shared.domain.matters import TopicsOf, may_hold_several, split_matters
 from shared.domain.repeats import CaseFingerprint, RepeatMatch, complainant_key, find_repeat, repeat_keys, signature_of
 from shared.events import ChannelEvent, Envelope, case_id_for, derive_event_id, receipt_of
-from shared.handling import Rejected, parse_event
+from shared.handling import Rejected, parse_event, validate_event
 from shared.metrics import CASES_RECEIVED, REPEATS_MERGED
 from shared.ports import Storage
 
@@ -51,14 +52,18 @@ def normalise_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def read_channel_event(body: bytes, settings: Settings) -> ChannelEvent:
-    return _read(body, settings.max_event_bytes, settings.max_text_chars)
+def read_channel_event(body: bytes, settings: Settings, headers: Headers = ()) -> ChannelEvent:
+    """The channel event a record carries: plain JSON, or a CloudEvent in binary or structured mode (its
+    headers tell which: see shared/cloudevents.py)."""
+    return _read(body, relevant_headers(headers), settings.max_event_bytes, settings.max_text_chars)
 
 
 @lru_cache(maxsize=1024)
-def _read(body: bytes, max_bytes: int, max_text_chars: int) -> ChannelEvent:
+def _read(body: bytes, headers: tuple[tuple[str, bytes], ...], max_bytes: int, max_text_chars: int) -> ChannelEvent:
     """Kept for a while: a batch's events are read once to order them and again to take them in."""
-    event = parse_event(body, ChannelEvent, max_bytes=max_bytes)
+    fields = channel_event_fields(body, headers, max_bytes=max_bytes)
+    event = (parse_event(body, ChannelEvent, max_bytes=max_bytes) if fields is None
+             else validate_event(fields, ChannelEvent))
     if len(event.text) > max_text_chars:
         raise Rejected("text_too_long", f"{len(event.text)} characters, the limit is {max_text_chars}")
     return event
@@ -70,22 +75,22 @@ def key_of(event: ChannelEvent, settings: Settings) -> str | None:
     return complainant_key(phone, settings.complainant_key_secret.get_secret_value().encode()) if phone else None
 
 
-def order_keys(body: bytes, settings: Settings) -> list[str]:
+def order_keys(body: bytes, settings: Settings, headers: Headers = ()) -> list[str]:
     """Reports that may repeat one another (one complainant, or the same words) are taken in turn, never
     side by side: each must see the case the one before it opened. What does not parse has no keys."""
     try:
-        event = read_channel_event(body, settings)
+        event = read_channel_event(body, settings, headers)
     except Rejected:
         return []
     return repeat_keys(key_of(event, settings), normalise_text(event.text))
 
 
-async def take_in(body: bytes, deps: Intake, now: datetime) -> str:
+async def take_in(body: bytes, deps: Intake, now: datetime, headers: Headers = ()) -> str:
     """Validate, split into matters, open (or join) a case for each, linked to the others; returns the first.
 
     Where each matter goes is decided for all of them first, so every case is written once, already naming
     the others (a link written afterwards would race the routing of a case just announced)."""
-    event = read_channel_event(body, deps.settings)
+    event = read_channel_event(body, deps.settings, headers)
     text = normalise_text(event.text)
     # the classifier behind `topics` is loaded and run off the event loop: the consumer keeps its heartbeat
     matters = await asyncio.to_thread(split_matters, text, deps.topics) if may_hold_several(text) else [text]

@@ -40,21 +40,24 @@ def matter_topics(parts: Sequence[str]) -> Sequence[Hashable]:
 
 
 def order_keys(record: Record) -> list[str]:
-    return handlers.order_keys(record.value or b"", service.settings)
+    return handlers.order_keys(record.value or b"", service.settings, record.headers)
 
 
 deps = handlers.Intake(storage=service.storage, emit=emit, settings=service.settings, topics=matter_topics)
 
 
-async def work(body: bytes) -> None:
-    await handlers.take_in(body, deps, utcnow())
+async def work(record: Record) -> None:
+    """A record's value and headers: a channel event may come as a CloudEvent (binary mode puts its
+    attributes in the headers)."""
+    await handlers.take_in(record.value or b"", deps, utcnow(), record.headers)
 
 
 @service.subscriber(topics.CHANNEL_EVENTS, title="channel-events",
                     description="Raw complaints from the 12345, 110 and 12348 hotlines, letters, walk-ins, "
-                    "the online portal and grid workers (schema: `triage schema`).")
+                    "the online portal and grid workers (schema: `triage schema`), as plain JSON or as CloudEvents "
+                    "1.0 (binary or structured mode, type cn.gov.district.grievance.complaint.v1).")
 async def on_channel_event(message: KafkaMessage) -> None:
-    await service.process(message, work, order_keys)
+    await service.process_records(message, work, order_keys)
 
 
 app = service.app()

@@ -193,6 +193,25 @@ def _with_bytes(raw: bytes) -> bytes:
     return encode(event("楼道\u2603灯坏了")).replace("\u2603".encode(), raw)
 
 
+CE_TYPE = "cn.gov.district.grievance.complaint.v1"
+CE_STRUCTURED = (("content-type", b"application/cloudevents+json"),)
+
+
+def ce_binary(**changes: bytes | None) -> tuple[tuple[str, bytes], ...]:
+    """The headers of a binary-mode CloudEvent from the online portal, with `changes` (None drops one)."""
+    headers: dict[str, bytes | None] = {"ce_specversion": b"1.0", "ce_id": event_id("ce").encode(),
+                                        "ce_source": b"/channels/online", "ce_type": CE_TYPE.encode(),
+                                        "content-type": b"application/json", **changes}
+    return tuple((name, value) for name, value in headers.items() if value is not None)
+
+
+def ce_structured(**changes: Any) -> dict[str, Any]:
+    """A structured-mode CloudEvent whose data is a channel event, with `changes` (None drops one)."""
+    document = {"specversion": "1.0", "id": event_id("ce"), "source": "/channels/online", "type": CE_TYPE,
+                "datacontenttype": "application/json", "data": event(complainant=COMPLAINANT), **changes}
+    return {name: value for name, value in document.items() if value is not None}
+
+
 S = DeadLettered
 SV = "schema_violation"
 FK = "forbidden_key"
@@ -318,6 +337,34 @@ CORPUS: tuple[HostileInput, ...] = (
     # --- personal data where a key should be --------------------------------------------------------
     HostileInput("personal-data-as-key", event(complainant={PHONE_AS_KEY: "欧阳明珠"}),
                  S(SV, "complainant", secrets=(PHONE_AS_KEY,))),
+    # --- CloudEvents: binary mode (attributes in ce_* headers), structured mode (the whole event as JSON) -
+    HostileInput("cloudevent-binary-missing-id", event(complainant=COMPLAINANT), S("cloudevent_missing_attribute", "ce_id"),
+                 headers=ce_binary(ce_id=None)),
+    HostileInput("cloudevent-binary-wrong-specversion", event(), S("cloudevent_unsupported_specversion", "1.0"),
+                 headers=ce_binary(ce_specversion=b"0.3")),
+    HostileInput("cloudevent-binary-unknown-type", event(), S("cloudevent_unsupported_type", CE_TYPE),
+                 headers=ce_binary(ce_type=b"com.example.order.created")),
+    HostileInput("cloudevent-binary-id-not-utf8", event(), S("cloudevent_invalid_attribute", "ce_id is not UTF-8"),
+                 headers=ce_binary(ce_id=b"\xff\xfe\x80")),
+    HostileInput("cloudevent-binary-time-not-a-time", event(), S("cloudevent_invalid_attribute", "time"),
+                 headers=ce_binary(ce_time=b"yesterday")),
+    HostileInput("cloudevent-binary-huge-source", event(), S("cloudevent_attribute_too_large", "ce_source"),
+                 headers=ce_binary(ce_source=b"/channels/online/" + b"x" * 100_000)),
+    HostileInput("cloudevent-binary-data-not-json", _tagged(b"h-@ not json"), S("malformed_json"),
+                 headers=ce_binary()),
+    HostileInput("cloudevent-binary-data-operator", event({"$gt": ""}), S(FK, "$gt"), headers=ce_binary()),
+    HostileInput("cloudevent-structured-not-json", _tagged(b'{"specversion": "1.0", "id": "h-@", "data": '),
+                 S("malformed_json"), headers=CE_STRUCTURED),
+    HostileInput("cloudevent-structured-data-missing", ce_structured(data=None),
+                 S("cloudevent_data_missing", "no data"), headers=CE_STRUCTURED),
+    HostileInput("cloudevent-structured-missing-id", ce_structured(id=None), S("cloudevent_missing_attribute", "id"),
+                 headers=CE_STRUCTURED),
+    HostileInput("cloudevent-structured-huge-subject", ce_structured(subject="s" * 5000),
+                 S("cloudevent_attribute_too_large", "subject"), headers=CE_STRUCTURED),
+    HostileInput("cloudevent-structured-unknown-type", ce_structured(type="cn.gov.district.grievance.complaint.v2"),
+                 S("cloudevent_unsupported_type", CE_TYPE), headers=CE_STRUCTURED),
+    HostileInput("cloudevent-structured-batch", ce_structured(), S("cloudevent_unsupported_content_type", "batches"),
+                 headers=(("content-type", b"application/cloudevents-batch+json"),)),
 )
 
 BY_NAME = {case.name: case for case in CORPUS}

@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from cloudevents.core.bindings import kafka
+from cloudevents.core.v1.event import CloudEvent
 from faststream.kafka import KafkaBroker
 
 from services.intake import main
 from shared import topics
 from shared.adapters.memory import MemoryStorage
+from shared.cloudevents import TYPE, event_id_of
 from shared.domain.case import Case
 from shared.domain.lifecycle import CaseStatus
 from shared.domain.triage import RiskFlag
@@ -154,3 +157,17 @@ async def test_a_complaint_of_two_matters_opens_two_linked_cases(broker: KafkaBr
     await broker.publish(body(channel_event("ev-9", TWO_MATTERS)), topics.CHANNEL_EVENTS)  # redelivered
     assert len(storage.cases.stored) == 2
     assert storage.cases.stored[first_id].timeline_ids == first.timeline_ids
+
+
+async def test_a_cloudevent_in_either_mode_opens_one_case(broker: KafkaBroker, storage: MemoryStorage) -> None:
+    """Binary mode (attributes in ce_* headers) and structured mode (the whole CloudEvent in the value) of one
+    CloudEvent are one report: its source and id name it."""
+    event = CloudEvent({"id": "ce-1", "source": "/channels/12345", "type": TYPE, "datacontenttype": "application/json",
+                        "time": datetime(2026, 11, 30, 8, 30, tzinfo=UTC)}, {"text": LEAK})
+    for message in (kafka.to_binary_event(event), kafka.to_structured_event(event), kafka.to_binary_event(event)):
+        await broker.publish(message.value, topics.CHANNEL_EVENTS, headers={k: v.decode() for k, v in message.headers.items()})
+    case = only_case(storage)
+    assert case.id == case_id_for("12345", event_id_of("/channels/12345", "ce-1"))
+    assert case.text == LEAK and case.repeat_count == 0
+    assert len(received()) == 3  # the first announced, each redelivery announced again as first received
+    assert {e["case_id"] for e in received()} == {case.id}
