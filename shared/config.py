@@ -124,7 +124,28 @@ class Settings(BaseSettings):
     # The classification model built by `make model` (relative to the working directory); services only read it.
     model_dir: Path = Path("model")
 
-    def development_defaults(self, *, serves_desks: bool = False) -> list[str]:
+    # The Open311 GeoReport v2 gateway (services/open311). OPEN311_KEYS='{"<secret>": "portal"}': api_key →
+    # the upstream system posting with it; OPEN311_CHANNELS='{"portal": "online"}' the channel each upstream
+    # reports as (default online). Limits per api_key (or per address, for reads without one).
+    open311_keys: dict[str, str] = Field(default_factory=dict, repr=False)
+    open311_channels: dict[str, str] = Field(default_factory=dict)
+    open311_rate_per_minute: int = Field(default=60, ge=1, le=100_000)
+    open311_max_body_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    open311_max_description_chars: int = Field(default=4_000, ge=100, le=8_000)
+    open311_max_results: int = Field(default=200, ge=1, le=1_000)
+
+    @field_validator("open311_keys", mode="before")
+    @classmethod
+    def _open311_keys_are_usable(cls, keys: Any) -> Any:
+        # Checked before pydantic's own validation, whose error locations would name the key (a dict key).
+        if not isinstance(keys, Mapping) or not all(
+                isinstance(k, str) and len(k) >= MIN_TOKEN_LENGTH and not any(c.isspace() for c in k)
+                and isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v) for k, v in keys.items()):
+            raise ValueError(f"OPEN311_KEYS must be a JSON object of api key (at least {MIN_TOKEN_LENGTH} characters, "
+                             "no spaces) to upstream name (lower-case letters, digits, _ and -)")
+        return keys
+
+    def development_defaults(self, *, serves_desks: bool = False, serves_open311: bool = False) -> list[str]:
         """What only DEV_MODE may run with, each naming the environment variable that fixes it."""
         found = []
         key = self.complainant_key_secret.get_secret_value()
@@ -133,6 +154,8 @@ class Settings(BaseSettings):
                          "(e.g. `openssl rand -hex 32`): with a known key every phone hash can be reversed")
         if serves_desks and not self.desk_tokens:
             found.append('set DESK_TOKENS (e.g. \'{"<random token>": "police"}\'): without it no desk can sign in')
+        if serves_open311 and not self.open311_keys:
+            found.append('set OPEN311_KEYS (e.g. \'{"<random key>": "portal"}\'): without it no upstream can post')
         if self.simulated_clock:
             found.append("unset SIMULATED_CLOCK: it lets the store move the deadlines' clock (demo and tests only)")
         return found
@@ -154,10 +177,11 @@ def get_settings() -> Settings:
         raise ConfigurationRefused(f"invalid settings: {_one_line(exc)}") from None
 
 
-def refuse_unsafe(settings: Settings, service: str, *, serves_desks: bool = False) -> Settings:
+def refuse_unsafe(settings: Settings, service: str, *, serves_desks: bool = False,
+                  serves_open311: bool = False) -> Settings:
     """Called where a service is built, so it stops at start-up, not at first use: outside DEV_MODE a public
     or missing secret ends the process with one line; in DEV_MODE one warning lists what it let through."""
-    defaults = settings.development_defaults(serves_desks=serves_desks)
+    defaults = settings.development_defaults(serves_desks=serves_desks, serves_open311=serves_open311)
     if defaults and not settings.dev_mode:
         raise ConfigurationRefused(f"{service} refuses to start: " + "; ".join(defaults)
                                    + " (DEV_MODE=true allows this, for development only)")

@@ -57,9 +57,10 @@ def database_name() -> str:
     return f"triage_e2e_{uuid.uuid4().hex[:8]}"
 
 
-SERVICES = ("intake", "classification", "routing", "followup", "feed", "desk_api")
+SERVICES = ("intake", "classification", "routing", "followup", "feed", "desk_api", "open311")
 DESK_TOKENS = {f"e2e-token-{unit}": unit for unit in ("police", "mediation", "visitor", "legal", "command")}
 SUPERVISOR_TOKEN = "e2e-supervisor-token"
+OPEN311_KEY = "e2e-open311-portal-key"
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +79,7 @@ def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[st
                       CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
                       SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS),
                       SUPERVISOR_TOKENS=json.dumps([SUPERVISOR_TOKEN]), FIGURES_FRESH_SECONDS="0",
+                      OPEN311_KEYS=json.dumps({OPEN311_KEY: "portal"}),
                       DESK_ASSETS_DIR=str(paths.ASSETS_DIR),  # htmx, put there by `make assets`
                       DEV_MODE="true")  # the development key and the simulated clock are for tests only
     services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)

@@ -17,7 +17,7 @@ from tools import infra
 from tools.demo import load_samples, make_events
 from tools.desks_at_work import PATIENCE, desks_at_work
 from tools.lifecycle import desk_tokens, supervisor_token
-from tools.processes import PIPELINE, WITH_DESK_API, start_pipeline
+from tools.processes import PIPELINE, WITH_DESK_API, WITH_OPEN311, start_pipeline
 
 _UNIT_LABELS = {
     "police": "派出所", "mediation": "调处中心", "visitor": "来访中心", "legal": "法律服务", "command": "指挥中心",
@@ -70,7 +70,7 @@ async def _run(kafka: str, rate: float, desk_url: str, tokens: dict[str, str], d
 def run_live(rate: float, desks: bool = True) -> int:
     tokens, supervisor = desk_tokens(), supervisor_token()
     access = {"DESK_TOKENS": json.dumps(tokens), "SUPERVISOR_TOKENS": json.dumps([supervisor])}
-    endpoints, fleet = start_pipeline(access, {**PIPELINE, **WITH_DESK_API})
+    endpoints, fleet = start_pipeline(access, {**PIPELINE, **WITH_DESK_API, **WITH_OPEN311})
     desk_url = f"http://127.0.0.1:{fleet['desk_api'].port}"
     print(_workbench(desk_url, tokens, supervisor), flush=True)
     if desks:

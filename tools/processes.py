@@ -20,6 +20,7 @@ from tools import infra, paths
 # Prometheus scrapes them).
 PIPELINE: dict[str, int] = dict(infra.PIPELINE_PORTS)
 WITH_DESK_API: dict[str, int] = dict(infra.DESK_API_PORTS)
+WITH_OPEN311: dict[str, int] = dict(infra.OPEN311_PORTS)
 
 
 def _die_with_parent() -> None:
@@ -39,8 +40,8 @@ class ServiceProcess:
 
     @property
     def command(self) -> list[str]:
-        # The desk API is plain ASGI; the pipeline services are FastStream apps.
-        runner = ["uvicorn"] if self.name == "desk_api" else ["faststream", "run"]
+        # The desk API and the Open311 gateway are plain ASGI; the pipeline services are FastStream apps.
+        runner = ["uvicorn"] if self.name in ("desk_api", "open311") else ["faststream", "run"]
         return [sys.executable, "-m", *runner, f"services.{self.name}.main:app",
                 "--host", "127.0.0.1", "--port", str(self.port)]
 
@@ -166,7 +167,8 @@ def start_pipeline(
         raise
     if endpoints.prometheus_url:  # this run's services where they listen; the others are not this run's
         infra.LocalPrometheus(progress=lambda _m: None).write_targets(
-            {**dict.fromkeys({**PIPELINE, **WITH_DESK_API}), **{name: s.port for name, s in fleet.services.items()}})
+            {**dict.fromkeys({**PIPELINE, **WITH_DESK_API, **WITH_OPEN311}),
+             **{name: s.port for name, s in fleet.services.items()}})
         print(f"prometheus {endpoints.prometheus_url} scrapes them; alerts at {endpoints.prometheus_url}/alerts",
               flush=True)
     return endpoints, fleet

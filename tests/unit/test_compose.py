@@ -134,7 +134,7 @@ def test_no_secret_has_a_default_in_compose() -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     references = re.findall(r"\$\{(\w+)(:?[-?+])?([^}]*)\}", text)
     secrets = {name: operator for name, operator, _rest in references if _secret(name)}
-    assert {"COMPLAINANT_KEY_SECRET", "DESK_TOKENS", "GRAFANA_ADMIN_PASSWORD"} <= set(secrets)
+    assert {"COMPLAINANT_KEY_SECRET", "DESK_TOKENS", "OPEN311_KEYS", "GRAFANA_ADMIN_PASSWORD"} <= set(secrets)
     defaulted = sorted(name for name, operator in secrets.items() if operator != ":?")
     assert not defaulted, f"docker-compose.yml gives these secrets a default or lets them be empty: {defaulted}"
     for spec in SERVICES.values():
@@ -152,6 +152,10 @@ def test_every_built_service_is_given_the_complainant_key(name: str) -> None:
 
 def test_the_desk_api_is_given_its_tokens() -> None:
     assert SERVICES["desk-api"]["environment"]["DESK_TOKENS"].startswith("${DESK_TOKENS:?")
+
+
+def test_the_open311_gateway_is_given_its_keys() -> None:
+    assert SERVICES["open311"]["environment"]["OPEN311_KEYS"].startswith("${OPEN311_KEYS:?")
 
 
 def test_prometheus_scrapes_every_service() -> None:

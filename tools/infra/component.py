@@ -39,6 +39,7 @@ DEFAULT_PROMETHEUS_PORT = 9190
 # local Prometheus scrapes them there until the run says otherwise).
 PIPELINE_PORTS = {"intake": 8101, "classification": 8102, "routing": 8103, "followup": 8104, "feed": 8105}
 DESK_API_PORTS = {"desk_api": 8180}
+OPEN311_PORTS = {"open311": 8190}  # the Open311 GeoReport v2 gateway
 DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_STOP_TIMEOUT = 30.0
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
