@@ -115,7 +115,7 @@ evaluate: setup model
 
 docs: setup  ## the AsyncAPI document of every service
 	@mkdir -p docs/asyncapi
-	@for s in intake classification routing followup; do \
+	@for s in intake classification routing followup feed; do \
 	  DEV_MODE=true $(BIN)/faststream docs gen services.$$s.main:app --out docs/asyncapi/$$s.json >/dev/null && echo "docs/asyncapi/$$s.json"; \
 	done
 

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"every desk token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
         return tokens
 
+    # The status feed (triage.case-updates.v1) written as CloudEvents in binary mode, for consumers that want them.
+    feed_cloudevents: bool = False
+
     # The classification model built by `make model` (relative to the working directory); services only read it.
     model_dir: Path = Path("model")
 

@@ -74,3 +74,7 @@ TIMER_SCAN_LAST_SUCCESS = Gauge(
     "When the follow-up's timer scan last finished without an error, or its start before the first one "
     "(Unix time, real clock; 0 in the services that do not scan)", registry=REGISTRY,
 )
+FEED_MILESTONES = Counter(
+    "triage_feed_milestones", "Milestones the status feed carried to the upstream systems, by milestone",
+    ["milestone"], registry=REGISTRY,
+)

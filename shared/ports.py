@@ -127,7 +127,11 @@ class ActionLog(Protocol):
 
 
 class DeadLetterLog(Protocol):
+    """Dead letters by the consumed record (`topic:partition:offset`, as `shared.handling.Source` names it)."""
+
     async def record(self, letter_id: str, record: Mapping[str, Any]) -> None: ...
+
+    async def has(self, letter_id: str) -> bool: ...
 
 
 class SimulatedClock(Protocol):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -101,6 +101,17 @@ async def db(endpoints: infra.Endpoints, database_name: str) -> AsyncIterator[As
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(endpoints.mongodb_uri, tz_aware=True)
     yield client[database_name]
     await client.close()
+
+
+@pytest.fixture
+async def feed(endpoints: infra.Endpoints) -> AsyncIterator[AIOKafkaConsumer]:
+    """A reader of the status feed from its beginning, as an upstream system reads it: committed records only."""
+    consumer = AIOKafkaConsumer(topics.CASE_UPDATES, bootstrap_servers=endpoints.kafka_bootstrap,
+                                isolation_level="read_committed", auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    yield consumer
+    await consumer.stop()
 
 
 @pytest.fixture(scope="session")

@@ -200,9 +200,10 @@ def _cmd_deadline(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from shared.events import ChannelEvent
+    from shared.events import CaseUpdated, ChannelEvent
 
-    print(json.dumps(ChannelEvent.model_json_schema(), ensure_ascii=False, indent=2))
+    model = CaseUpdated if args.feed else ChannelEvent
+    print(json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2))
     return 0
 
 
@@ -294,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_deadline)
 
     p = sub.add_parser("schema", help="print the JSON Schema upstream channels publish against")
+    p.add_argument("--feed", action="store_true",
+                   help="instead: the schema of the status feed they read (triage.case-updates.v1)")
     p.set_defaults(func=_cmd_schema)
     return parser
 

@@ -7,11 +7,17 @@ import asyncio
 import contextlib
 
 from services.feed.relay import FeedRelay
+from shared import topics
+from shared.events import CaseUpdated
 from shared.runtime import Service
 
 service = Service("feed")
 relay = FeedRelay(service.settings.kafka_bootstrap_servers, service.group_id, f"{service.group_id}.relay",
-                  service.storage)
+                  service.storage, cloudevents=service.settings.feed_cloudevents)
+# Declared for the AsyncAPI document (/docs/asyncapi): the relay writes the topic itself, in transactions.
+service.publisher(topics.CASE_UPDATES, CaseUpdated, "Every milestone of a case, once, keyed by the upstream "
+                  "channel (received, routed, accepted, handed back, extended, resolved with the answer, return "
+                  "visit, closed, reopened, escalated); no personal data. FEED_CLOUDEVENTS=true: as CloudEvents.")
 _running: asyncio.Task[None] | None = None
 
 

@@ -23,8 +23,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared import topics
+from shared.cloudevents import to_kafka
 from shared.domain.milestones import milestones_of
 from shared.events import CaseUpdated, Channel
+from shared.handling import Source
+from shared.metrics import FEED_MILESTONES
 from shared.ports import Storage
 
 log = logging.getLogger(__name__)
@@ -38,19 +41,29 @@ def feed_key(event: CaseUpdated) -> bytes:
     return event.source_channel.value.encode()
 
 
-def feed_record(event: CaseUpdated) -> bytes:
-    return event.model_dump_json(exclude_none=True).encode()
+FEED_SOURCE = "/triage/case-updates"  # the CloudEvents `source` of the feed's events
+
+
+def feed_record(event: CaseUpdated, cloudevents: bool = False) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The record's value and headers: the event's JSON, or (for consumers that want them) a CloudEvent in
+    binary mode, its attributes in `ce_*` headers and the same JSON as its data."""
+    if cloudevents:
+        message = to_kafka(event, source=FEED_SOURCE, mode="binary")
+        return message.value, [(name, bytes(value)) for name, value in message.headers.items()]
+    return event.model_dump_json(exclude_none=True).encode(), [("event-type", CaseUpdated.event_type.encode())]
 
 
 class FeedRelay:
     def __init__(self, bootstrap: str, group_id: str, transactional_id: str, storage: Storage,
-                 batch_records: int = 100, retry_seconds: float = 1.0, decision_wait_seconds: float = 120.0) -> None:
+                 batch_records: int = 100, retry_seconds: float = 1.0, decision_wait_seconds: float = 120.0,
+                 cloudevents: bool = False) -> None:
         self.bootstrap = bootstrap
         self.group_id = group_id
         self.storage = storage
         self.batch_records = batch_records
         self.retry_seconds = retry_seconds
         self.decision_wait_seconds = decision_wait_seconds
+        self.cloudevents = cloudevents
         self.transactional_id = transactional_id
         self.published: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
@@ -129,11 +142,13 @@ class FeedRelay:
                         new.setdefault(update.event_id, update)
         async with self.producer.transaction():
             for update in new.values():
-                await self.producer.send(topics.CASE_UPDATES, feed_record(update), key=feed_key(update),
-                                         headers=[("event-type", CaseUpdated.event_type.encode())])
+                value, headers = feed_record(update, self.cloudevents)
+                await self.producer.send(topics.CASE_UPDATES, value, key=feed_key(update), headers=headers)
             await self.producer.send_offsets_to_transaction(
                 {tp: records[-1].offset + 1 for tp, records in batch.items()}, self.group_id)
         self.published.update(new)
+        for update in new.values():
+            FEED_MILESTONES.labels(update.payload.milestone.value).inc()
         return len(new)
 
     async def milestones(self, record: ConsumerRecord[Any, Any]) -> list[CaseUpdated]:
@@ -143,20 +158,23 @@ class FeedRelay:
             return []  # not an event of ours: its own consumer dead-letters it
         case_id, event_id = event
         if record.topic == topics.DESK_ACTIONS:
-            await self._decided(event_id)
+            await self._decided(event_id, Source(record.topic, record.partition, record.offset).id)
         case = await self.storage.cases.get(case_id)
         if case is None:
             return []
         timeline = await self.storage.cases.timeline(case_id)
         return milestones_of(case.id, Channel(case.channel), case.external_ref, timeline)
 
-    async def _decided(self, action_id: str) -> None:
-        """A desk action is on the timeline once the follow-up has decided it: wait for that, for a while (an
-        action the follow-up dead-lettered is never decided; the case's next event brings what was missed)."""
+    async def _decided(self, action_id: str, letter_id: str) -> None:
+        """A desk action is on the timeline once the follow-up has decided it: wait for that, unless the
+        follow-up dead-lettered it (then it is never decided), and only for a while (the case's next event
+        brings what a give-up missed)."""
         delay, waited = 0.1, 0.0
         while waited < self.decision_wait_seconds:
             record = await self.storage.actions.get(action_id)
             if record is not None and record.get("outcome") in DECIDED:
+                return
+            if await self.storage.dead_letters.has(letter_id):
                 return
             await asyncio.sleep(delay)
             waited, delay = waited + delay, min(delay * 2, 2.0)

@@ -182,6 +182,9 @@ class MemoryDeadLetters:
     async def record(self, letter_id: str, record: Mapping[str, Any]) -> None:
         self.stored.setdefault(letter_id, dict(record))
 
+    async def has(self, letter_id: str) -> bool:
+        return letter_id in self.stored
+
 
 class MemoryClock:
     def __init__(self) -> None:

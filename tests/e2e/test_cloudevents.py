@@ -24,7 +24,8 @@ Db = AsyncDatabase[dict[str, Any]]
 
 
 async def send(producer: AIOKafkaProducer, message: kafka.KafkaMessage, key: bytes) -> None:
-    """On one partition (one key), so the marker sent last is read last."""
+    """On one partition (one key), so the marker sent last is read last. (Texts of their own: the same words as
+    another test's would be merged into its case as a repeat.)"""
     await producer.send_and_wait(topics.CHANNEL_EVENTS, message.value, key=key,
                                  headers=list(message.headers.items()))
 
@@ -44,10 +45,10 @@ async def test_binary_and_structured_cloudevents_become_routed_cases_once(
     at = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
     binary = CloudEvent({"id": f"bin-{run}", "source": "/channels/12345", "type": TYPE, "time": at,
                          "datacontenttype": "application/json", "subject": f"T-{run}"},
-                        {"text": "有人冒充快递客服让我开通备用金，被扣了三千"})
+                        {"text": "有人打电话冒充银行客服，说我的卡被盗刷要转到安全账户，我已经转了两万块"})
     structured = CloudEvent({"id": f"str-{run}", "source": "https://portal.example/complaints", "type": TYPE,
                              "time": at, "datacontenttype": "application/json"},
-                            {"channel": "online", "text": "前夫把孩子带走一个月不让我见，离婚协议写的是每周探视两次"})
+                            {"channel": "online", "text": "离婚后孩子跟前妻生活，她三个月不让我探望女儿，想请调解中心帮忙协调探望时间"})
     await send(producer, kafka.to_binary_event(binary), key)
     await send(producer, kafka.to_structured_event(structured), key)
 
@@ -62,9 +63,9 @@ async def test_binary_and_structured_cloudevents_become_routed_cases_once(
     await send(producer, kafka.to_binary_event(binary), key)
     await send(producer, kafka.to_structured_event(binary), key)
     marker = CloudEvent({"id": f"marker-{run}", "source": "/channels/12345", "type": TYPE, "time": at,
-                         "datacontenttype": "application/json"}, {"text": "村里的自来水这几天发黄有异味，老人小孩都不敢喝"})
+                         "datacontenttype": "application/json"}, {"text": "镇上菜市场的排水沟堵了一个月，污水漫到路上，摊主和买菜的人都叫苦"})
     await send(producer, kafka.to_binary_event(marker), key)
     await routed(db, case_id_for("12345", event_id_of("/channels/12345", f"marker-{run}")))
-    assert await db.cases.count_documents({"text": "有人冒充快递客服让我开通备用金，被扣了三千"}) == 1
+    assert await db.cases.count_documents({"text": "有人打电话冒充银行客服，说我的卡被盗刷要转到安全账户，我已经转了两万块"}) == 1
     again = await db.cases.find_one({"_id": binary_case})
     assert again is not None and again["repeat_count"] == 0

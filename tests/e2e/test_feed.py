@@ -5,32 +5,19 @@ records, also when the feed's relay is killed with SIGKILL half-way and started 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared import topics
 from shared.events import case_id_for
 from tests.conftest import channel_event, eventually, publish
 from tests.e2e.test_lifecycle import Db, act
-from tools import infra
 from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e]
 TEXT = "物业把小区的消防通道划成收费车位，车停满了消防车根本进不来，找物业三次都说是业委会定的，请求处理。"
-
-
-@pytest.fixture
-async def feed(endpoints: infra.Endpoints) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = AIOKafkaConsumer(topics.CASE_UPDATES, bootstrap_servers=endpoints.kafka_bootstrap,
-                                isolation_level="read_committed", auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    yield consumer
-    await consumer.stop()
 
 
 async def read_updates(feed: AIOKafkaConsumer, case_id: str, seen: list[dict[str, Any]],

@@ -1,5 +1,6 @@
 """The Open311 gateway in the running fleet: the PyPI `georeport` client reads the service list and a
-request back; a form-encoded post (as FixMyStreet sends it) becomes a routed case."""
+request back; a form-encoded post (as FixMyStreet sends it) becomes a routed case; worked by a desk, it reads
+back closed with the answer, and the status feed carried its milestones once each."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 from georeport import GeoReport
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import OPEN311_KEY, eventually
+from tests.e2e.test_feed import read_updates
+from tests.e2e.test_lifecycle import act
 from tools.processes import Fleet
 
 pytestmark = [pytest.mark.e2e]
@@ -54,3 +58,37 @@ async def test_an_upstream_posts_and_reads_back(fleet: Fleet, db: AsyncDatabase[
         assert "13800138000" not in str(listed) and "张" not in str(listed)
     xml = GeoReport(root, output_format="xml")
     assert (await asyncio.to_thread(xml.get_service_request, cid))["service_request_id"] == cid
+
+
+async def test_the_round_trip_closes_the_upstream_ticket_with_the_answer(
+        fleet: Fleet, db: AsyncDatabase[dict[str, Any]], desk_url: str, feed: AIOKafkaConsumer) -> None:
+    """An upstream system posts, a desk accepts and resolves with an answer, the upstream reads its request
+    closed with that answer, and the status feed carried each milestone of it once."""
+    root = f"http://127.0.0.1:{fleet['open311'].port}/open311/v2"
+    async with httpx.AsyncClient(base_url=root, timeout=10) as http:
+        reply = await http.post("/requests.json", data={
+            "api_key": OPEN311_KEY, "service_code": "neighbor", "address_string": "临江新区幸福里5栋",
+            "description": "楼上邻居每天夜里十二点以后还在家里跳绳，说了好几次都不听，想请调解员来调解一下"},
+            headers={"Idempotency-Key": "e2e-round-trip"})
+        token = reply.json()[0]["token"]
+
+        async def case_id() -> str | None:
+            found = await http.get(f"/tokens/{token}.json")
+            return str(found.json()[0]["service_request_id"]) if found.status_code == 200 else None
+
+        cid = await eventually(case_id, 60, "the token's case")
+
+        async def routed() -> dict[str, Any] | None:
+            return await db.cases.find_one({"_id": cid, "status": "routed"})
+
+        unit = (await eventually(routed, 60, f"{cid} routed"))["unit"]
+        answer = "已上门调解，双方约定晚十点后不再跳绳，已电话告知反映人。"
+        async with httpx.AsyncClient(base_url=desk_url, timeout=10) as desk:
+            await act(desk, db, unit, cid, "accept")
+            await act(desk, db, unit, cid, "resolve", note=answer)
+        request = (await http.get(f"/requests/{cid}.json", params={"api_key": OPEN311_KEY})).json()[0]
+        assert (request["status"], request["status_notes"]) == ("closed", answer)
+
+    updates = await read_updates(feed, cid, [], {"received", "routed", "accepted", "resolved"})
+    assert [u["payload"]["milestone"] for u in updates] == ["received", "routed", "accepted", "resolved"]
+    assert updates[-1]["payload"]["answer"] == answer

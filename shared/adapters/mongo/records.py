@@ -33,6 +33,9 @@ class MongoDeadLetters:
     async def record(self, letter_id: str, record: Mapping[str, Any]) -> None:
         await self.collection.update_one({"_id": letter_id}, {"$setOnInsert": dict(record)}, upsert=True)
 
+    async def has(self, letter_id: str) -> bool:
+        return await self.collection.find_one({"_id": letter_id}, {"_id": 1}) is not None
+
 
 class MongoClock:
     def __init__(self, control: AsyncCollection[Document]) -> None:
