@@ -69,10 +69,14 @@ async def _run(kafka: str, rate: float, desk_url: str, tokens: dict[str, str], d
 
 def run_live(rate: float, desks: bool = True) -> int:
     tokens, supervisor = desk_tokens(), supervisor_token()
-    access = {"DESK_TOKENS": json.dumps(tokens), "SUPERVISOR_TOKENS": json.dumps([supervisor])}
+    open311_key = f"demo-portal-{uuid.uuid4().hex}"
+    access = {"DESK_TOKENS": json.dumps(tokens), "SUPERVISOR_TOKENS": json.dumps([supervisor]),
+              "OPEN311_KEYS": json.dumps({open311_key: "portal"})}
     endpoints, fleet = start_pipeline(access, {**PIPELINE, **WITH_DESK_API, **WITH_OPEN311})
     desk_url = f"http://127.0.0.1:{fleet['desk_api'].port}"
     print(_workbench(desk_url, tokens, supervisor), flush=True)
+    print(f"Open311 gateway: http://127.0.0.1:{fleet['open311'].port}/open311/v2/   api_key {open311_key}\n"
+          f"status feed: {topics.CASE_UPDATES} (`triage feed --follow`)", flush=True)
     if desks:
         print(f"demo desks work what has waited {PATIENCE.seconds} s in their queues (--no-desks: leave it all to "
               "you)", flush=True)

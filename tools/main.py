@@ -119,6 +119,14 @@ def month_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a month: {text!r} (YYYY-MM)") from None
 
 
+def _cmd_feed(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.feed import read_feed
+
+    asyncio.run(read_feed(get_settings().kafka_bootstrap_servers, args.channel, args.follow))
+    return 0
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from shared.config import get_settings
     from tools.stats import rebuild_figures
@@ -256,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "from the timelines (after an upgrade, or lost figures; stop the services first)")
     p.add_argument("action", choices=["rebuild"])
     p.set_defaults(func=_cmd_stats)
+    p = sub.add_parser("feed", help="read the status feed (triage.case-updates.v1) as an upstream system does")
+    p.add_argument("--channel", default=None, help="only the updates keyed with this channel, e.g. 12345, online")
+    p.add_argument("--follow", action="store_true", help="keep reading as milestones arrive")
+    p.set_defaults(func=_cmd_feed)
     p = sub.add_parser("report", help="the monthly report (月度报告) of the supervisors' figures on the store")
     p.add_argument("--month", required=True, type=month_arg, help="YYYY-MM")
     p.add_argument("--unit", choices=["police", "mediation", "visitor", "legal", "command"], default=None)
