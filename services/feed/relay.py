@@ -157,6 +157,8 @@ class FeedRelay:
         if event is None:
             return []  # not an event of ours: its own consumer dead-letters it
         case_id, event_id = event
+        if await self.storage.cases.get(case_id) is None:
+            return []  # no such case: an action on it is refused, and nothing moved
         if record.topic == topics.DESK_ACTIONS:
             await self._decided(event_id, Source(record.topic, record.partition, record.offset).id)
         case = await self.storage.cases.get(case_id)
