@@ -21,7 +21,9 @@ from services.desk_api.sessions import SessionBook
 from shared.domain.queue import QueueEntry, QueueFilter, QueuePage, queue_page
 from shared.domain.triage import Unit
 from shared.events import SAFE_ID, Channel, DeskAction, DeskActionPayload
+from shared.publishing import PublishFailed
 
+__all__ = ["Desk", "DeskStore", "KeyReused", "NotFound", "Publish", "PublishFailed"]
 log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
@@ -53,10 +55,6 @@ class DeskStore(Protocol):
         ...
 
     async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None: ...
-
-
-class PublishFailed(Exception):
-    """The broker did not confirm the event: the action was not (reliably) submitted; try again."""
 
 
 class NotFound(Exception):

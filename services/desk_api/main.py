@@ -2,7 +2,7 @@
 
 FastAPI gives validation and the OpenAPI document (/openapi.json) from the same models. Its bundled
 /docs pages load their scripts from a CDN, which district networks cannot reach: they are switched off.
-Reads come from the case store; actions go to Kafka (a FastStream KafkaBroker used only to publish).
+Reads come from the case store; actions go to Kafka (shared/publishing.py).
 Kafka being down does not stop the desks from reading: the broker is connected again on the next action.
 """
 
@@ -19,7 +19,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
-from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -27,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from services.desk_api import api, errors, pages, supervisor_pages
 from services.desk_api.auth import TokenAuthority
 from services.desk_api.context import Context
-from services.desk_api.handlers import Desk, DeskStore, Publish, PublishFailed
+from services.desk_api.handlers import Desk, DeskStore, Publish
 from services.desk_api.sessions import Sessions
 from services.desk_api.supervision import Supervision
 from shared import topics
@@ -40,6 +39,7 @@ from shared.events import DeskAction
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
 from shared.ports import FigureBook
+from shared.publishing import KafkaPublisher
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -51,48 +51,21 @@ _PAGE_HEADERS = {
 }
 
 
-class KafkaPublisher:
-    """Publishes desk actions keyed by case id, so one case's actions stay in order on one partition."""
+class ActionPublisher:
+    """Desk actions keyed by case id, so one case's actions stay in order on one partition."""
 
     def __init__(self, bootstrap_servers: str, timeout: float) -> None:
-        self.broker = KafkaBroker(bootstrap_servers, client_id="triage-desk-api",
-                                  acks="all")  # an accepted action survives a broker restart
-        self.timeout = timeout
-        self._connected = False
-        self._lock = asyncio.Lock()
-
-    async def connect(self) -> bool:
-        async with self._lock:
-            if not self._connected:
-                try:
-                    await asyncio.wait_for(self.broker.connect(), self.timeout)
-                except Exception as exc:
-                    log.warning("Kafka not reachable yet: %s", type(exc).__name__)
-                    await self._reset()
-                    return False
-                self._connected = True
-        return True
-
-    async def _reset(self) -> None:
-        try:
-            await self.broker.stop()
-        except Exception as exc:  # a half-open producer may fail to close; the next connect starts afresh
-            log.debug("closing the Kafka producer failed: %s", type(exc).__name__)
+        self.kafka = KafkaPublisher(bootstrap_servers, timeout, client_id="triage-desk-api")
 
     async def __call__(self, event: DeskAction) -> None:
-        if not await self.connect():
-            raise PublishFailed("broker not connected")
-        try:
-            await asyncio.wait_for(self.broker.publish(event, topics.DESK_ACTIONS, key=event.case_id.encode(),
-                                                       headers={"event-type": event.event_type}), self.timeout)
-        except Exception as exc:
-            raise PublishFailed(type(exc).__name__) from exc
+        await self.kafka.send(event, topics.DESK_ACTIONS, key=event.case_id.encode(),
+                              headers={"event-type": event.event_type})
+
+    async def connect(self) -> bool:
+        return await self.kafka.connect()
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._connected:
-                await self._reset()
-                self._connected = False
+        await self.kafka.close()
 
 
 class _Metrics:
@@ -143,13 +116,13 @@ def create_app(
     authority = TokenAuthority(settings.desk_tokens)
     supervisors = TokenAuthority(dict.fromkeys(settings.supervisor_tokens, "supervisor"))
     storage: MongoStorage | None = None
-    kafka: KafkaPublisher | None = None
+    kafka: ActionPublisher | None = None
     if store is None:
         storage = MongoStorage.from_settings(settings, "desk_api")
         store = MongoDeskReads(storage)
         figures = storage.figures
     if publish is None:
-        kafka = KafkaPublisher(settings.kafka_bootstrap_servers, settings.desk_publish_timeout_seconds)
+        kafka = ActionPublisher(settings.kafka_bootstrap_servers, settings.desk_publish_timeout_seconds)
         publish = kafka
 
     @asynccontextmanager

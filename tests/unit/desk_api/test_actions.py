@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.desk_api.main import KafkaPublisher
+from services.desk_api.main import ActionPublisher
 from shared import topics
 from shared.domain.lifecycle import Action
 from shared.domain.triage import Unit
@@ -118,8 +118,8 @@ async def test_kafka_publisher_keys_by_case_on_the_desk_actions_topic() -> None:
         async def publish(self, message: Any, topic: str, *, key: Any, headers: Any) -> None:
             sent.append((message, topic, key, headers))
 
-    publisher = KafkaPublisher("127.0.0.1:1", timeout=1.0)
-    publisher.broker = StubBroker()  # type: ignore[assignment]
+    publisher = ActionPublisher("127.0.0.1:1", timeout=1.0)
+    publisher.kafka.broker = StubBroker()  # type: ignore[assignment]
     event = DeskAction.model_validate({
         "event_id": "DA-1", "case_id": "GT-9", "source_channel": "12345",
         "payload": {"unit": "police", "action": "accept", "actor": "a1"},
