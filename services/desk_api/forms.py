@@ -9,11 +9,11 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
 
-from services.desk_api.labels import ACTIONS, HANDBACK_REASONS, SATISFACTION
 from shared.domain.lifecycle import DESK_ACTIONS, Action, CaseStatus, CaseView, TransitionRejected, check_desk_action
 from shared.domain.lifecycle import Satisfaction as Sat
 from shared.domain.triage import Unit
 from shared.events import DeskActionPayload
+from shared.labels import ACTIONS, HANDBACK_REASONS, SATISFACTION
 
 
 @dataclass(frozen=True, slots=True)

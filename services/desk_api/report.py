@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.desk_api.labels import CHANNELS, FIGURES, SPLIT_KEYS, UNITS, label
 from services.desk_api.supervision import Split, Supervision, UnitFigures
 from shared.domain.figures import Figure, Measure, Period, Ratio, change
 from shared.domain.triage import Unit
+from shared.labels import CHANNELS, FIGURES, SPLIT_KEYS, UNITS, label
 
 M = Measure
 # The counts a report line gives, in order: what came in, what was done, what mediation achieved.

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from services.desk_api import labels as L
 from services.desk_api import report as monthly
 from services.desk_api import views
 from services.desk_api.charts import Point, trend_chart
@@ -36,6 +35,7 @@ from services.desk_api.web import (
     sign_in_errors,
     sign_in_form,
 )
+from shared import labels as L
 from shared.domain.figures import Figure, Measure, Period, Ratio, figures_of
 from shared.domain.triage import Unit
 from shared.events import SAFE_ID

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.desk_api import labels as L
 from services.desk_api.disclosure import PERSONAL_KEYS
+from shared import labels as L
 from shared.domain.queue import Countdown, QueueEntry, countdown
 from shared.domain.workdays import CHINA_TZ, Calendar
 

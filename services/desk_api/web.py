@@ -11,11 +11,12 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from services.desk_api import labels, views
+from services.desk_api import views
 from services.desk_api.context import Context, context
 from services.desk_api.errors import ApiError
 from services.desk_api.forms import FORMS
 from services.desk_api.sessions import SIGN_IN_COOKIE, Session
+from shared import labels
 from shared.domain.triage import Unit
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from services.desk_api.labels import CATEGORIES, UNITS
 from shared.domain.classification.policy import load_policy
 from shared.domain.triage import Category
+from shared.labels import CATEGORIES, UNITS
 
 
 @cache

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from services.desk_api.labels import UNITS
 from services.open311 import catalog
 from shared.domain.lifecycle import CaseStatus
 from shared.domain.triage import Unit
+from shared.labels import UNITS
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 ANSWERED = frozenset({CaseStatus.RESOLVED, CaseStatus.RETURN_VISIT, CaseStatus.CLOSED})

@@ -1,4 +1,5 @@
-"""The words the desks use, in one place: every page says 签收, 退单, 办结 the same way."""
+"""The words the desks, the supervisors and the upstream systems read, in one place: every page and answer
+says 签收, 退单, 办结 the same way."""
 
 from __future__ import annotations
 
