@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     desk_assets_dir: Path | None = None
     desk_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     desk_max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # Failed sign-ins and bad tokens a client address may make in a minute before it is refused (429) until the
+    # minute is over: guessing a token takes far more tries than that.
+    desk_failed_attempts_per_minute: int = Field(default=10, ge=1, le=10_000)
 
     # Supervisors see every unit's figures, read-only and without personal data. SUPERVISOR_TOKENS='["<secret>"]'.
     supervisor_tokens: list[str] = Field(default_factory=list, repr=False)

@@ -35,8 +35,11 @@ router = APIRouter(prefix="/desks/{unit}", tags=["desk"],
 def desk_unit(request: Request, unit: Annotated[str, Path(description="The desk's unit.")],
               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Unit:
     """The unit the token speaks for, if it is the unit in the path."""
-    found = context(request).authority.unit_for(f"Bearer {credentials.credentials}" if credentials else None)
+    ctx = context(request)
+    ctx.check_not_locked_out(request)
+    found = ctx.authority.unit_for(f"Bearer {credentials.credentials}" if credentials else None)
     if found is None:
+        ctx.failed_attempt(request)
         raise ApiError(401, "unauthorized", "a valid desk token is required (Authorization: Bearer <token>)",
                        {"WWW-Authenticate": 'Bearer realm="desk"'})
     request.scope["desk.unit"] = found.value  # for the request counter

@@ -36,6 +36,7 @@ from shared.config import Settings, get_settings, refuse_unsafe
 from shared.domain.triage import Unit
 from shared.domain.workdays import default_calendar
 from shared.events import DeskAction
+from shared.limits import RateLimit
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
 from shared.ports import FigureBook
@@ -152,6 +153,7 @@ def create_app(
         desk=Desk(store, publish), authority=authority, supervisors=supervisors,
         sessions=Sessions(store.sessions, timedelta(hours=settings.desk_session_hours), clock),
         supervision=Supervision(figures or MemoryFigures(), settings.supervisor_floors, clock),
+        failures=RateLimit(settings.desk_failed_attempts_per_minute),
         calendar=default_calendar(), clock=clock, max_body_bytes=settings.desk_max_body_bytes,
         secure_cookies=settings.desk_secure_cookies)
     app.include_router(api.router)

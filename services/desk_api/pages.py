@@ -83,8 +83,11 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request, ctx: Ctx) -> Response:
     form = await read_form(request, ctx)
     check_sign_in_csrf(request, form)
+    ctx.check_not_locked_out(request)
     unit = ctx.authority.unit_for(f"Bearer {form.get('token', '')}")
     officer = valid_officer(form.get("officer", ""))
+    if unit is None:
+        ctx.failed_attempt(request)
     if unit is None or officer is None:
         return sign_in_form(request, sign_in_errors(unit is not None, officer, "经办人姓名"),
                             form.get("officer", "")[:32], 422)

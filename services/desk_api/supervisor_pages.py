@@ -66,8 +66,11 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request, ctx: Ctx) -> Response:
     form = await read_form(request, ctx)
     check_sign_in_csrf(request, form)
+    ctx.check_not_locked_out(request)
     allowed = ctx.supervisors.unit_for(f"Bearer {form.get('token', '')}") is not None
     officer = valid_officer(form.get("officer", ""))
+    if not allowed:
+        ctx.failed_attempt(request)
     if not allowed or officer is None:
         return sign_in_form(request, sign_in_errors(allowed, officer, "姓名"), form.get("officer", "")[:32], 422,
                             supervisor=True)

@@ -18,12 +18,12 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from services.open311 import catalog
-from services.open311.limits import RateLimit
 from services.open311.publish import Publish, PublishFailed
 from services.open311.store import Open311Store
 from services.open311.views import request_of, status_of
 from shared.config import Settings
 from shared.events import Channel, ChannelEvent, Complainant, case_id_for
+from shared.limits import RateLimit
 from shared.metrics import REGISTRY
 
 log = logging.getLogger(__name__)

@@ -39,11 +39,11 @@ from services.open311.gateway import (
     fmt_of,
     split_format,
 )
-from services.open311.limits import RateLimit
 from services.open311.publish import ComplaintPublisher, Publish
 from services.open311.store import MongoOpen311Store, Open311Store
 from shared.config import ConfigurationRefused, Settings, get_settings, refuse_unsafe
 from shared.events import Channel, utcnow
+from shared.limits import RateLimit
 from shared.logging import configure_logging
 from shared.metrics import REGISTRY
 

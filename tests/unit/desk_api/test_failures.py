@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import httpx
 import pytest
@@ -139,3 +140,20 @@ def test_unparseable_token_settings_do_not_echo_them(monkeypatch: pytest.MonkeyP
         Settings()
     assert "s3cr3t-police-xyz" not in str(info.value) and "s3cr3t-police-xyz" not in repr(info.value)
 
+
+
+async def test_an_address_that_keeps_failing_is_refused_for_the_rest_of_the_minute(
+        client: httpx.AsyncClient) -> None:
+    """Guessing tokens: after DESK_FAILED_ATTEMPTS_PER_MINUTE (10) failures, even the right token is refused."""
+    for _ in range(10):
+        assert (await client.get("/desks/police/cases", headers={"Authorization": "Bearer guess-0123456789"})
+                ).status_code == 401
+    locked = await client.get("/desks/police/cases", headers=auth(Unit.POLICE))
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert locked.json()["error"] == "too_many_attempts"
+    page = await client.get("/desk/signin")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    signin = await client.post("/desk/signin", data={"csrf": token.group(1), "token": "token-police-0123456789",
+                                                     "officer": "李"})
+    assert signin.status_code == 429  # the sign-in form too

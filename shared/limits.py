@@ -1,4 +1,5 @@
-"""Requests per minute, per api key's upstream (or per address, for requests without a valid key)."""
+"""Counts per minute, per client: the Open311 gateway's requests per upstream (or per address, for requests
+without a valid key), and the desk app's failed sign-ins and token attempts per address."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ class RateLimit:
             who = "overflow"
         self.counts[who] = self.counts.get(who, 0) + 1
         return self.counts[who] <= self.per_minute
+
+    def over(self, who: str) -> bool:
+        """Whether `who` has used up this minute's budget already (without counting this question)."""
+        if int(self.clock() // 60) != self.window:
+            return False
+        return self.counts.get(who if who in self.counts or len(self.counts) < MAX_TRACKED else "overflow",
+                               0) >= self.per_minute
 
     def retry_after(self) -> int:
         return max(1, 60 - int(self.clock() % 60))
