@@ -124,6 +124,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"every desk token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
         return tokens
 
+    # Personal data is kept this many days after a case is closed (`triage retention` removes it then).
+    retention_days: int = Field(default=730, ge=1, le=36_500)
     # The status feed (triage.case-updates.v1) written as CloudEvents in binary mode, for consumers that want them.
     feed_cloudevents: bool = False
 

@@ -127,6 +127,23 @@ def _cmd_feed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_erase(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.erase import erase_complainant
+
+    asyncio.run(erase_complainant(get_settings(), args.phone))
+    return 0
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.erase import apply_retention
+
+    settings = get_settings()
+    asyncio.run(apply_retention(settings, args.days or settings.retention_days))
+    return 0
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from shared.config import get_settings
     from tools.stats import rebuild_figures
@@ -268,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", default=None, help="only the updates keyed with this channel, e.g. 12345, online")
     p.add_argument("--follow", action="store_true", help="keep reading as milestones arrive")
     p.set_defaults(func=_cmd_feed)
+    p = sub.add_parser("erase", help="remove a complainant's personal data from every case, on their request "
+                                     "(the cases and their figures stay; written to erasure_audit)")
+    p.add_argument("--phone", required=True)
+    p.set_defaults(func=_cmd_erase)
+    p = sub.add_parser("retention", help="remove the personal data of cases closed longer ago than the retention "
+                                         "period (RETENTION_DAYS; written to erasure_audit)")
+    p.add_argument("--days", type=positive_int, default=None)
+    p.set_defaults(func=_cmd_retention)
     p = sub.add_parser("report", help="the monthly report (月度报告) of the supervisors' figures on the store")
     p.add_argument("--month", required=True, type=month_arg, help="YYYY-MM")
     p.add_argument("--unit", choices=["police", "mediation", "visitor", "legal", "command"], default=None)

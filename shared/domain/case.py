@@ -350,6 +350,17 @@ class Case(BaseModel):
         self._record(change, f"deadline:{original.rule}:{current.due}", now, "deadline_extended",
                      rule=original.rule, due=current.due, source=longer.source)
 
+    def erase_personal_data(self, cause: str, why: str, now: datetime) -> Change:
+        """The complainant's name, phone, ID number and keyed phone hash are removed, on their request or at
+        the end of the retention period (`why`); the case, its timeline and its figures stay."""
+        change = Change()
+        entry_id = f"erased:{cause}"
+        if self.has(entry_id):
+            return change
+        self._set(change, complainant=None, complainant_key=None)
+        self._record(change, entry_id, now, "personal_data_erased", reason=why)
+        return change
+
     # --- time limits ---------------------------------------------------------------------------------
 
     def fire(self, timer: TimerSpec, now: datetime) -> Change | None:

@@ -228,3 +228,13 @@ def test_a_timer_of_a_met_limit_no_longer_applies() -> None:
     timer = _timer(case, "visitor.accept", TimerKind.OVERDUE)
     case.act(desk(Action.ACCEPT, Unit.VISITOR), NOW, CAL)
     assert case.fire(timer, NOW) is None and not case.overdue
+
+
+def test_erasing_removes_the_complainant_once_and_keeps_the_case() -> None:
+    case = routed_case()
+    assert case.complainant and case.complainant_key
+    change = case.erase_personal_data("request-1", "complainant's request", NOW)
+    assert case.complainant is None and case.complainant_key is None
+    assert change.fields == {"complainant", "complainant_key"} and change.entries[0].kind == "personal_data_erased"
+    assert case.status is CaseStatus.ROUTED and case.text
+    assert not case.erase_personal_data("request-1", "complainant's request", NOW).changed  # once per cause
