@@ -74,7 +74,7 @@ def create_app(
         from shared.adapters.mongo import MongoStorage
 
         storage = MongoStorage.from_settings(settings, "open311")
-        store = MongoOpen311Store(storage.db)
+        store = MongoOpen311Store(storage)
     if publish is None:
         kafka = ComplaintPublisher(settings.kafka_bootstrap_servers, PUBLISH_TIMEOUT_SECONDS)
         publish = kafka

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from pymongo.asynchronous.database import AsyncDatabase
+from shared.adapters.mongo import MongoStorage
 
 Document = dict[str, Any]
 # What an answer is made of: no complainant, no complainant key.
@@ -40,8 +40,9 @@ class Open311Store(Protocol):
 
 
 class MongoOpen311Store:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.db = db
+    def __init__(self, storage: MongoStorage) -> None:
+        self.storage = storage  # its receipts and its ping, not copies of them
+        self.db = storage.db
 
     async def file(self, record: Document) -> None:
         await asyncio.gather(
@@ -62,16 +63,11 @@ class MongoOpen311Store:
         return await self.db["open311_tokens"].find_one({"_id": token})
 
     async def case_of_receipt(self, receipt: str) -> str | None:
-        doc = await self.db["receipts"].find_one({"_id": receipt})
-        return str(doc["case_id"]) if doc else None
+        return await self.storage.receipts.case_of(receipt)
 
     async def case(self, case_id: str) -> Document | None:
         return await self.db["cases"].find_one({"_id": case_id}, CASE_FIELDS)
 
     async def ping(self) -> bool:
-        try:
-            await self.db.command("ping")
-        except Exception:
-            return False
-        return True
+        return await self.storage.ping()
 
