@@ -157,14 +157,12 @@ class FeedRelay:
         if event is None:
             return []  # not an event of ours: its own consumer dead-letters it
         case_id, event_id = event
-        if await self.storage.cases.get(case_id) is None:
+        case = await self.storage.cases.get(case_id)  # its channel and ticket never change: read once
+        if case is None:
             return []  # no such case: an action on it is refused, and nothing moved
         if record.topic == topics.DESK_ACTIONS:
             await self._decided(event_id, Source(record.topic, record.partition, record.offset).id)
-        case = await self.storage.cases.get(case_id)
-        if case is None:
-            return []
-        timeline = await self.storage.cases.timeline(case_id)
+        timeline = await self.storage.cases.timeline(case_id)  # after the decision: it holds what was decided
         return milestones_of(case.id, Channel(case.channel), case.external_ref, timeline)
 
     async def _decided(self, action_id: str, letter_id: str) -> None:
