@@ -21,6 +21,25 @@ from tools.processes import Fleet
 pytestmark = [pytest.mark.e2e]
 
 
+async def post_until_routed(http: httpx.AsyncClient, db: AsyncDatabase[dict[str, Any]], form: dict[str, str],
+                            idempotency_key: str) -> tuple[str, dict[str, Any]]:
+    """Post a request as an upstream does, turn its token into the case id, and wait for the case's routing."""
+    reply = await http.post("/requests.json", data=form, headers={"Idempotency-Key": idempotency_key})
+    assert reply.status_code == 200, reply.text
+    token = reply.json()[0]["token"]
+
+    async def case_id() -> str | None:
+        found = await http.get(f"/tokens/{token}.json")
+        return str(found.json()[0]["service_request_id"]) if found.status_code == 200 else None
+
+    cid = await eventually(case_id, 60, "the token's case")
+
+    async def routed() -> dict[str, Any] | None:
+        return await db.cases.find_one({"_id": cid, "status": "routed"})
+
+    return cid, await eventually(routed, 60, f"{cid} routed")
+
+
 async def test_an_upstream_posts_and_reads_back(fleet: Fleet, db: AsyncDatabase[dict[str, Any]]) -> None:
     root = f"http://127.0.0.1:{fleet['open311'].port}/open311/v2"
     client = GeoReport(root)
@@ -29,23 +48,10 @@ async def test_an_upstream_posts_and_reads_back(fleet: Fleet, db: AsyncDatabase[
     assert (await asyncio.to_thread(client.get_service_definition, "labor"))["service_code"] == "labor"
 
     async with httpx.AsyncClient(base_url=root, timeout=10) as http:
-        reply = await http.post("/requests.json", data={
+        cid, case = await post_until_routed(http, db, {
             "api_key": OPEN311_KEY, "service_code": "labor", "address_string": "临江新区工业园3号厂房",
             "description": "我们二十多个工人在工地干了半年，老板拖欠工资八万多元一直不给，请帮忙调解",
-            "first_name": "三", "last_name": "张", "phone": "13800138000"}, headers={"Idempotency-Key": "e2e-1"})
-        assert reply.status_code == 200, reply.text
-        token = reply.json()[0]["token"]
-
-        async def case_id() -> str | None:
-            found = await http.get(f"/tokens/{token}.json")
-            return str(found.json()[0]["service_request_id"]) if found.status_code == 200 else None
-
-        cid = await eventually(case_id, 60, "the token's case")
-
-        async def routed() -> dict[str, Any] | None:
-            return await db.cases.find_one({"_id": cid, "status": "routed"})
-
-        case = await eventually(routed, 60, f"{cid} routed")
+            "first_name": "三", "last_name": "张", "phone": "13800138000"}, "e2e-1")
         assert case["unit"] == "mediation" and case["channel"] == "online"
 
         request = await asyncio.to_thread(client.get_service_request, cid)  # georeport sends no key
@@ -66,22 +72,11 @@ async def test_the_round_trip_closes_the_upstream_ticket_with_the_answer(
     closed with that answer, and the status feed carried each milestone of it once."""
     root = f"http://127.0.0.1:{fleet['open311'].port}/open311/v2"
     async with httpx.AsyncClient(base_url=root, timeout=10) as http:
-        reply = await http.post("/requests.json", data={
+        cid, case = await post_until_routed(http, db, {
             "api_key": OPEN311_KEY, "service_code": "neighbor", "address_string": "临江新区幸福里5栋",
             "description": "楼上邻居每天夜里十二点以后还在家里跳绳，说了好几次都不听，想请调解员来调解一下"},
-            headers={"Idempotency-Key": "e2e-round-trip"})
-        token = reply.json()[0]["token"]
-
-        async def case_id() -> str | None:
-            found = await http.get(f"/tokens/{token}.json")
-            return str(found.json()[0]["service_request_id"]) if found.status_code == 200 else None
-
-        cid = await eventually(case_id, 60, "the token's case")
-
-        async def routed() -> dict[str, Any] | None:
-            return await db.cases.find_one({"_id": cid, "status": "routed"})
-
-        unit = (await eventually(routed, 60, f"{cid} routed"))["unit"]
+            "e2e-round-trip")
+        unit = case["unit"]
         answer = "已上门调解，双方约定晚十点后不再跳绳，已电话告知反映人。"
         async with httpx.AsyncClient(base_url=desk_url, timeout=10) as desk:
             await act(desk, db, unit, cid, "accept")
