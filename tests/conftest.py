@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics
+from shared.adapters.mongo.shardlog import field_key
 from tools import infra, paths
 from tools.processes import Fleet, service_env
 
@@ -151,10 +152,14 @@ async def publish(producer: AIOKafkaProducer, body: dict[str, Any] | bytes, topi
 
 
 async def timers_of(db: AsyncDatabase[dict[str, Any]], case_id: str) -> tuple[list[dict[str, Any]], set[str]]:
-    """The timers filed for a case, and which of them are finished (a test may scan the day buckets)."""
-    filed: list[dict[str, Any]] = []
+    """The timers filed for a case, and which of them are finished (a test may read the buckets' whole log:
+    its records are never deleted)."""
+    filed: dict[str, dict[str, Any]] = {}
     done: set[str] = set()
-    async for bucket in db.timer_days.find({}):
-        filed.extend(t for t in bucket.get("timers", []) if t["case_id"] == case_id)
-        done.update(bucket.get("done", []))
-    return filed, {t["id"] for t in filed} & done
+    async for record in db.timer_buckets_log.find({}):
+        for change in record["changes"]:
+            if change["key"].startswith("t:") and change["value"]["case_id"] == case_id:
+                filed.setdefault(change["value"]["id"], change["value"])
+            elif change["key"].startswith("d:"):
+                done.add(change["key"])
+    return list(filed.values()), {i for i in filed if field_key(f"d:{i}") in done}

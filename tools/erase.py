@@ -32,7 +32,7 @@ async def erase_complainant(settings: Settings, phone: str, progress: Callable[[
         request = f"request-{uuid.uuid4().hex[:12]}"
         erased = [case_id for case_id in found if await _erase(storage, case_id, request, "complainant's request")]
         # The repeat index's list of this complainant's recent cases goes too: it is filed under the keyed hash.
-        await storage.db["repeat_keys"].delete_one({"_id": repeat_keys(key, "")[0]})
+        await storage.repeats.erase(repeat_keys(key, "")[0])
         await _audit(storage, request, {"why": "complainant's request", "complainant_key": key, "cases": erased})
         progress(f"erase: {len(erased)} cases of that complainant erased ({request})")
         return erased

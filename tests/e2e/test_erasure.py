@@ -65,7 +65,7 @@ async def test_a_request_erases_every_case_of_that_complainant_and_no_other(sett
         [audit] = await storage.db["erasure_audit"].find({}).to_list()
         assert sorted(audit["cases"]) == sorted(mine) and ASKING not in str(audit)
         key = complainant_key(ASKING, settings.complainant_key_secret.get_secret_value().encode())
-        assert await storage.db["repeat_keys"].find_one({"_id": f"who:{key}"}) is None
+        assert await storage.repeats.file_under([f"who:{key}"], "GT-AFTER") == {f"who:{key}": []}  # filed nowhere
         assert await erase_complainant(settings, ASKING, progress=lambda _: None) == []  # nothing left to erase
     finally:
         await storage.close()

@@ -40,8 +40,9 @@ class MongoStorage:
         self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]),
                                 Projection(self.desk_queue, self.figures))
         self.receipts = MongoReceipts(self.db["receipts"])
-        self.repeats = MongoRepeatIndex(self.db["repeat_keys"])
-        self.timers = MongoTimerBook(self.db["timer_days"], self.db["timer_claims"], self.db["control"], commit)
+        self.repeats = MongoRepeatIndex(self.db["repeat_index"], self.db["repeat_index_log"])
+        self.timers = MongoTimerBook(self.db["timer_buckets"], self.db["timer_buckets_log"], self.db["timer_claims"],
+                                     self.db["control"], commit)
         self.actions = MongoActionLog(self.db["desk_actions"])
         self.dead_letters = MongoDeadLetters(self.db["dead_letters"])
         self.clock = MongoClock(self.db["control"])
@@ -65,6 +66,11 @@ class MongoStorage:
             self.cases.claims = None  # MongoDB compares the version in the update itself
             log.info("store is MongoDB: version checks in the update, no claims")
         await self.db["cases"].create_index([("unit", ASCENDING), ("status", ASCENDING)])
+        # What an earlier version kept in documents two processes updated at once: now logs of revisions.
+        if moved := await self.timers.adopt(self.db["timer_days"]):
+            log.info("filed the timers of %d day buckets of the earlier timer index in the buckets' logs", moved)
+        if moved := await self.repeats.adopt(self.db["repeat_keys"]):
+            log.info("filed the cases of %d keys of the earlier repeat index in the keys' logs", moved)
 
     async def ping(self) -> bool:
         try:

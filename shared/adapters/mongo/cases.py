@@ -4,10 +4,11 @@ ferretdb.py for why), so each is a primary-key lookup on either server."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.adapters.mongo.documents import (
@@ -20,6 +21,7 @@ from shared.adapters.mongo.documents import (
     entry_from_document,
 )
 from shared.adapters.mongo.ferretdb import VersionClaims
+from shared.adapters.mongo.shardlog import ShardLog, case_key, field_key
 from shared.adapters.projection import Projection
 from shared.domain.case import Case
 from shared.domain.change import Change, TimelineEntry
@@ -96,25 +98,54 @@ class MongoReceipts:
 
 
 class MongoRepeatIndex:
-    def __init__(self, keys: AsyncCollection[Document]) -> None:
-        self.collection = keys
+    """Each repeat key a log of revisions (shardlog.py), not an updated document: two intake instances filing
+    under one key at once must each see the other's filing or be seen by it (one of two concurrent updates
+    of a document may be lost on FerretDB, and with it the case a later report should have joined)."""
+
+    def __init__(self, keys: AsyncCollection[Document], records: AsyncCollection[Document]) -> None:
+        # Snapshots every 16 revisions: a key read cold replays a few records. Keys are many and read rarely,
+        # so this process keeps no copy of them (`forget`).
+        self.book = ShardLog(keys, records, snapshot_every=16)
 
     async def file_under(self, keys: Sequence[str], case_id: str) -> dict[str, list[str]]:
-        before = await asyncio.gather(*(self.collection.find_one_and_update(
-            {"_id": key}, {"$addToSet": {"cases": case_id}}, upsert=True, return_document=ReturnDocument.BEFORE,
-        ) for key in keys))
-        filed = {key: list((doc or {}).get("cases", [])) for key, doc in zip(keys, before, strict=True)}
+        filing = {"key": field_key(case_id), "op": "put", "v": _FILED, "entry": "[1]"}
+        before = await asyncio.gather(*(self.book.append(key, filing) for key in keys))
+        for key in keys:
+            self.book.forget(key)
+        filed = {key: [case_key(c) for c in cases] for key, cases in zip(keys, before, strict=True)}
         # A flood of reports from one number must not make every look-up slower: keep the most recent.
-        trims = [UpdateOne({"_id": key}, {"$set": {"cases": _recent([c for c in cases if c != case_id], case_id)}})
-                 for key, cases in filed.items() if len(cases) >= MAX_KEYED_CASES]
-        if trims:
-            await self.collection.bulk_write(trims, ordered=False)
+        await asyncio.gather(*(self._unfile(key, [c for c in cases if c != case_id][:-(MAX_KEYED_CASES - 1)])
+                               for key, cases in filed.items() if len(cases) >= MAX_KEYED_CASES))
         return filed
 
     async def unfile(self, keys: Sequence[str], case_id: str) -> None:
-        await self.collection.bulk_write([UpdateOne({"_id": key}, {"$pull": {"cases": case_id}}) for key in keys],
-                                         ordered=False)
+        await asyncio.gather(*(self._unfile(key, [case_id]) for key in keys))
+
+    async def _unfile(self, key: str, case_ids: Sequence[str]) -> None:
+        if case_ids:
+            await self.book.change(key, *({"key": field_key(c), "op": "remove", "v": _TAKEN_BACK} for c in case_ids))
+            self.book.forget(key)
+
+    async def adopt(self, legacy: AsyncCollection[Document]) -> int:
+        """File again, in the keys' logs, what an earlier version kept in updated documents (`repeat_keys`:
+        `cases`, oldest first); returns how many keys moved. Safe in every process at once: a filing made twice
+        counts once."""
+        moved = 0
+        async for doc in legacy.find({}):
+            for case_id in doc.get("cases", []):
+                await self.book.append(str(doc["_id"]), {"key": field_key(case_id), "op": "put", "v": _FILED,
+                                                         "entry": "[1]"})
+            self.book.forget(str(doc["_id"]))
+            await legacy.delete_one({"_id": doc["_id"]})
+            moved += 1
+        return moved
+
+    async def erase(self, key: str) -> None:
+        """Every record of one key gone (a complainant's erasure): the history of their filings goes with it."""
+        pattern = {"$regex": f"^{re.escape(key)}@"}
+        await self.book.log.delete_many({"_id": pattern})
+        await self.book.shards.delete_one({"_id": key})
+        self.book.forget(key)
 
 
-def _recent(cases: list[str], case_id: str) -> list[str]:
-    return [*cases[-(MAX_KEYED_CASES - 1):], case_id]
+_FILED, _TAKEN_BACK = 1, 2  # versions: a filing is removed by a take-back, and filed again after one

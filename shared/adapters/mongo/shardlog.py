@@ -138,36 +138,46 @@ class ShardLog:
                         state = self._known[shard] = newer
             return state
 
+    def forget(self, shard: str) -> None:
+        """Keep no copy of a shard this process will not read again (the next read starts from its snapshot)."""
+        self._known.pop(shard, None)
+
     async def _snapshot(self, shard: str) -> Shard:
         doc = await self.shards.find_one({"_id": shard})
         return Shard(int(doc.get("rev", 0)), dict(doc.get("cases", {}))) if doc else Shard()
 
-    async def _log(self, shard: str, changes: list[Document]) -> None:
-        """Claim the shard's next revision for these changes."""
+    async def append(self, shard: str, *changes: Document) -> dict[str, Any]:
+        """File these changes in a revision of their own (no group commit), and return the shard's keys as they
+        were just before it: the writers of a shard are put in one order, each seeing those before it. The first
+        try assumes a shard this process does not know is new, so filing a fresh key costs one insert."""
+        return await self._log(shard, list(changes), new_guess=True)
+
+    async def _log(self, shard: str, changes: list[Document], new_guess: bool = False) -> dict[str, Any]:
+        """Claim the shard's next revision for these changes; the shard's keys as they were before it."""
         for attempt in range(ATTEMPTS):
             # The first try trusts what this process knows when it says the changes change something: usually
             # this process wrote the shard's last revision itself, and an insert at a revision another writer
             # took is refused, which is when it catches up. (A change found to change something that, in the
             # log's order, no longer does is written and then ignored by every reader.) That nothing is to be
             # written is only ever decided on the shard as it is now.
-            known = self._known.get(shard) if attempt == 0 else None
+            known = self._known.get(shard, Shard() if new_guess else None) if attempt == 0 else None
             if known is None or not _would_change(known, changes):
                 known = await self.current(shard)
                 if not _would_change(known, changes):
-                    return  # each filed at this version or later already, or nothing to take out
-            state, rev = known, known.rev
+                    return dict(known.cases)  # each filed at this version or later already, or nothing to take out
+            state, rev, before = known, known.rev, dict(known.cases)
             try:
                 await self.log.insert_one({"_id": f"{shard}@{rev}", "changes": changes, "at": datetime.now(UTC)})
             except DuplicateKeyError:  # another writer took this revision: catch up, and try the next
                 await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
                 continue
             async with self._locks.hold(shard):
-                if state.rev == rev:  # nobody caught this process up past its own record meanwhile
+                if self._known.get(shard) is state and state.rev == rev:  # not caught up past its record meanwhile
                     step(state.cases, changes)
                     state.rev = rev + 1
                     if state.rev % self.snapshot_every == 0:
                         await self._write_snapshot(shard, state)
-            return
+            return before
         raise Contended(f"{self.log.name} shard {shard} kept changing under {len(changes)} changes")
 
     async def _write_snapshot(self, shard: str, state: Shard) -> None:
