@@ -13,6 +13,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
 from shared.adapters.mongo.documents import QUEUE_ENTRY_PROJECTION, case_from_document
 from shared.adapters.mongo.ferretdb import Document, objects_as_pairs
+from shared.adapters.mongo.personal import unsealed_complainant
 from shared.domain.queue import QueueEntry, entry_of
 from shared.domain.triage import Unit
 from shared.ports import StoreUnavailable
@@ -95,6 +96,9 @@ class MongoDeskReads:
             {"_id": action_id}, {"$setOnInsert": dict(record)}, upsert=True, return_document=ReturnDocument.AFTER))
         assert doc is not None  # an upsert always returns the document
         return dict(doc)
+
+    async def reveal_complainant(self, case: Mapping[str, Any], fields: Sequence[str]) -> dict[str, str]:
+        return await unsealed_complainant(case.get("complainant"), fields, self.storage.personal)
 
     async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None:
         await _guard(lambda: self.disclosures.insert_one({"_id": record_id, **record}))
