@@ -118,8 +118,7 @@ class PersonalDataLocked(PermissionError):
 async def sealed_complainant(complainant: Mapping[str, str], sealer: Sealer | None) -> Document:
     if sealer is None:
         raise PersonalDataLocked("this process has no master key: it may not store personal data")
-    encrypted = await asyncio.gather(*(sealer.seal(value) for value in complainant.values()))
-    return dict(zip(complainant.keys(), encrypted, strict=True))
+    return {field: await sealer.seal(value) for field, value in complainant.items()}  # ~0.1 ms each: no gather
 
 
 async def unsealed_complainant(stored: Mapping[str, Any] | None, fields: Iterable[str],
