@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pymongo import ReturnDocument
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from pymongo.errors import ConnectionFailure, EncryptionError, ExecutionTimeout, WTimeoutError
 
 from shared.adapters.mongo.documents import QUEUE_ENTRY_PROJECTION, case_from_document
 from shared.adapters.mongo.ferretdb import Document, objects_as_pairs
@@ -19,7 +19,8 @@ from shared.domain.triage import Unit
 from shared.ports import StoreUnavailable
 
 T = TypeVar("T")
-_OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError)
+# A reveal's decryption fails when the key vault is out of reach or the master key does not open the data key.
+_OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError, EncryptionError)
 
 
 async def _guard(operation: Callable[[], Awaitable[T]]) -> T:
@@ -98,7 +99,7 @@ class MongoDeskReads:
         return dict(doc)
 
     async def reveal_complainant(self, case: Mapping[str, Any], fields: Sequence[str]) -> dict[str, str]:
-        return await unsealed_complainant(case.get("complainant"), fields, self.storage.personal)
+        return await _guard(lambda: unsealed_complainant(case.get("complainant"), fields, self.storage.personal))
 
     async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None:
         await _guard(lambda: self.disclosures.insert_one({"_id": record_id, **record}))
