@@ -67,12 +67,16 @@ class MongoStorage:
 
     async def prepare(self) -> None:
         """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""
-        if not await is_ferretdb(self.db):
+        mongodb = not await is_ferretdb(self.db)
+        if mongodb:
             self.cases.claims = None  # MongoDB compares the version in the update itself
             log.info("store is MongoDB: version checks in the update, no claims")
         await self.db["cases"].create_index([("unit", ASCENDING), ("status", ASCENDING)])
-        if self.personal is not None:  # found or made now, so two services starting at once agree on one
-            await self.personal.data_key()
+        if self.personal is not None:
+            if mongodb:  # the key vault's usual guard; FerretDB has no partial index (the claim guards there too)
+                await self.personal.vault.create_index("keyAltNames", unique=True,
+                                                       partialFilterExpression={"keyAltNames": {"$exists": True}})
+            await self.personal.data_key()  # found or made now, so two services starting at once agree on one
 
     async def ping(self) -> bool:
         try:
