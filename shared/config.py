@@ -6,6 +6,9 @@ setting to set; DEV_MODE=true (`make run`, the tests) lets the development defau
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -25,6 +28,10 @@ log = logging.getLogger(__name__)
 # enumerating the numbers. Outside DEV_MODE it, and any key this short or this plain, is refused.
 DEV_COMPLAINANT_KEY = "change-me-in-production"
 KNOWN_COMPLAINANT_KEYS = frozenset({DEV_COMPLAINANT_KEY})
+# The development master key that wraps the data key of personal data, public like the one above: outside
+# DEV_MODE a service that reads or writes personal data refuses it.
+DEV_MASTER_KEY = hashlib.sha512(b"grievance-triage public development master key").digest()[:48] * 2
+MASTER_KEY_BYTES = 96  # libmongocrypt's local master key
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT_CHARS = 10
 MIN_TOKEN_LENGTH = 8
@@ -58,6 +65,14 @@ class Settings(BaseSettings):
     # Keyed hash for matching complainants without storing who they are in the clear.
     complainant_key_secret: SecretStr = Field(default=SecretStr(DEV_COMPLAINANT_KEY), repr=False)
     repeat_window_days: int = Field(default=30, ge=1)
+
+    # The local master key (96 bytes, base64) that wraps the data key the complainant's name, phone and ID number
+    # are encrypted under; better from a file (a mounted secret) than the environment. Only intake and the desk
+    # API need it. The previous key is set only while `triage keys rotate` moves the data keys to the new one.
+    encryption_master_key: SecretStr | None = Field(default=None, repr=False)
+    encryption_master_key_file: Path | None = None
+    encryption_previous_master_key: SecretStr | None = Field(default=None, repr=False)
+    encryption_previous_master_key_file: Path | None = None
 
     # Retries of store and publish failures: exponential backoff, capped, never giving up.
     retry_initial_seconds: float = 0.2
@@ -153,9 +168,21 @@ class Settings(BaseSettings):
                              "no spaces) to upstream name (lower-case letters, digits, _ and -)")
         return keys
 
-    def development_defaults(self, *, serves_desks: bool = False, serves_open311: bool = False) -> list[str]:
+    def master_keys(self) -> tuple[bytes, bytes | None]:
+        """The current master key (the public development one when none is set) and the previous one, if any."""
+        current = _master_key(self.encryption_master_key, self.encryption_master_key_file, "ENCRYPTION_MASTER_KEY")
+        previous = _master_key(self.encryption_previous_master_key, self.encryption_previous_master_key_file,
+                               "ENCRYPTION_PREVIOUS_MASTER_KEY")
+        return current or DEV_MASTER_KEY, previous
+
+    def development_defaults(self, *, serves_desks: bool = False, serves_open311: bool = False,
+                             personal_data: bool = False) -> list[str]:
         """What only DEV_MODE may run with, each naming the environment variable that fixes it."""
         found = []
+        if (personal_data or serves_desks) and self.master_keys()[0] == DEV_MASTER_KEY:
+            found.append(f"set ENCRYPTION_MASTER_KEY_FILE (or ENCRYPTION_MASTER_KEY) to {MASTER_KEY_BYTES} random "
+                         f"bytes, base64 (e.g. `openssl rand -base64 {MASTER_KEY_BYTES}`): with the public development "
+                         "key anyone with the database reads the complainants' personal data")
         key = self.complainant_key_secret.get_secret_value()
         if key in KNOWN_COMPLAINANT_KEYS or len(key) < MIN_SECRET_LENGTH or len(set(key)) < MIN_SECRET_DISTINCT_CHARS:
             found.append(f"set COMPLAINANT_KEY_SECRET to a random secret of at least {MIN_SECRET_LENGTH} characters "
@@ -167,6 +194,27 @@ class Settings(BaseSettings):
         if self.simulated_clock:
             found.append("unset SIMULATED_CLOCK: it lets the store move the deadlines' clock (demo and tests only)")
         return found
+
+
+def _master_key(value: SecretStr | None, file: Path | None, setting: str) -> bytes | None:
+    """A master key from its file or its variable; what does not decode to 96 bytes stops the process, naming
+    the setting, never the value."""
+    if file is not None:
+        try:
+            text = file.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ConfigurationRefused(f"{setting}_FILE: cannot read {file}") from None
+    elif value is not None:
+        text = value.get_secret_value().strip()
+    else:
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != MASTER_KEY_BYTES:
+        raise ConfigurationRefused(f"{setting}: must be {MASTER_KEY_BYTES} bytes, base64")
+    return key
 
 
 def _one_line(error: ValidationError | SettingsError) -> str:
@@ -186,10 +234,11 @@ def get_settings() -> Settings:
 
 
 def refuse_unsafe(settings: Settings, service: str, *, serves_desks: bool = False,
-                  serves_open311: bool = False) -> Settings:
+                  serves_open311: bool = False, personal_data: bool = False) -> Settings:
     """Called where a service is built, so it stops at start-up, not at first use: outside DEV_MODE a public
     or missing secret ends the process with one line; in DEV_MODE one warning lists what it let through."""
-    defaults = settings.development_defaults(serves_desks=serves_desks, serves_open311=serves_open311)
+    defaults = settings.development_defaults(serves_desks=serves_desks, serves_open311=serves_open311,
+                                             personal_data=personal_data)
     if defaults and not settings.dev_mode:
         raise ConfigurationRefused(f"{service} refuses to start: " + "; ".join(defaults)
                                    + " (DEV_MODE=true allows this, for development only)")

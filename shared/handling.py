@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout, OperationFailure, WTimeoutError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    EncryptionError,
+    ExecutionTimeout,
+    OperationFailure,
+    WTimeoutError,
+)
 
 from shared.metrics import RETRIES
 
@@ -52,6 +59,10 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, Contended | ConnectionFailure | ExecutionTimeout | WTimeoutError | KafkaTimeoutError):
         return True
     if isinstance(exc, DuplicateKeyError):
+        return True
+    if isinstance(exc, EncryptionError):
+        # The key vault out of reach, or a master key that does not open the data key (a rotation half done):
+        # either fails every complaint alike, so wait for it (consumer lag shows it) rather than dead-letter all.
         return True
     if isinstance(exc, OperationFailure) and _server_stopping(exc):
         return True

@@ -110,11 +110,13 @@ def by_record_key(record: Record) -> Iterable[Hashable]:
 class Service:
     """One deployable service. Handlers get its storage and publishers; it owns the plumbing."""
 
-    def __init__(self, name: str, settings: Settings | None = None) -> None:
+    def __init__(self, name: str, settings: Settings | None = None, *, personal_data: bool = False) -> None:
+        """`personal_data`: the service stores the complainant (intake), so it holds the master key to encrypt."""
         self.name = name
         self.settings = settings or get_settings()
         configure_logging(name, self.settings.log_level)
-        refuse_unsafe(self.settings, name)  # before anything connects: a refusal happens at start-up
+        # before anything connects: a refusal happens at start-up
+        refuse_unsafe(self.settings, name, personal_data=personal_data)
         self.broker = KafkaBroker(
             self.settings.kafka_bootstrap_servers,
             client_id=f"triage-{name}",
@@ -126,7 +128,7 @@ class Service:
             # FastStream logs every message received and processed; at INFO that is two lines per event.
             log_level=logging.DEBUG,
         )
-        self.storage = MongoStorage.from_settings(self.settings, name)
+        self.storage = MongoStorage.from_settings(self.settings, name, personal_data=personal_data)
         self.backoff = Backoff(self.settings.retry_initial_seconds, self.settings.retry_max_seconds)
         self.slots = asyncio.Semaphore(self.settings.batch_concurrency)
         self.lag = ConsumerLag(name)

@@ -4,6 +4,7 @@ and MONGODB_URI point elsewhere) and the four services, each in its own process 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -62,6 +63,9 @@ SERVICES = ("intake", "classification", "routing", "followup", "feed", "desk_api
 DESK_TOKENS = {f"e2e-token-{unit}": unit for unit in ("police", "mediation", "visitor", "legal", "command")}
 SUPERVISOR_TOKEN = "e2e-supervisor-token"
 OPEN311_KEY = "e2e-open311-portal-key"
+# The fleet's master key, fresh each session (the public development key would do in DEV_MODE, but a test of
+# encryption should not pass because a known key happens to be in use).
+MASTER_KEY = base64.b64encode(os.urandom(96)).decode()
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +84,7 @@ def fleet(endpoints: infra.Endpoints, database_name: str, service_ports: dict[st
                       CONSUMER_GROUP_PREFIX=f"e2e-{database_name}", RETRY_MAX_SECONDS="1",
                       SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5", DESK_TOKENS=json.dumps(DESK_TOKENS),
                       SUPERVISOR_TOKENS=json.dumps([SUPERVISOR_TOKEN]), FIGURES_FRESH_SECONDS="0",
-                      OPEN311_KEYS=json.dumps({OPEN311_KEY: "portal"}),
+                      OPEN311_KEYS=json.dumps({OPEN311_KEY: "portal"}), ENCRYPTION_MASTER_KEY=MASTER_KEY,
                       DESK_ASSETS_DIR=str(paths.ASSETS_DIR),  # htmx, put there by `make assets`
                       DEV_MODE="true")  # the development key and the simulated clock are for tests only
     services = Fleet(env, TEST_STATE / "logs" / database_name, service_ports)

@@ -135,6 +135,23 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from shared.config import get_settings
+    from tools.keys import create_key, key_status, rotate_keys
+
+    settings = get_settings()
+    if args.action == "rotate":
+        asyncio.run(rotate_keys(settings))
+    elif args.action == "create":
+        asyncio.run(create_key(settings))
+    else:
+        for key in asyncio.run(key_status(settings)):
+            print(f"{key['id']} {','.join(key['names']) or '-'} wrapped by {key['wrapped_by']}"
+                  f"{' (current master key)' if key['current'] else ' (NOT the current master key)'}; "
+                  f"made {key['created']}, last wrapped {key['rewrapped']}")
+    return 0
+
+
 def _cmd_retention(args: argparse.Namespace) -> int:
     from shared.config import get_settings
     from tools.erase import apply_retention
@@ -289,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(the cases and their figures stay; written to erasure_audit)")
     p.add_argument("--phone", required=True)
     p.set_defaults(func=_cmd_erase)
+    p = sub.add_parser("keys", help="the data key personal data is encrypted under: status | create | rotate "
+                                    "(rewrap it under ENCRYPTION_MASTER_KEY, opening it with the previous one)")
+    p.add_argument("action", choices=["status", "create", "rotate"])
+    p.set_defaults(func=_cmd_keys)
     p = sub.add_parser("retention", help="remove the personal data of cases closed longer ago than the retention "
                                          "period (RETENTION_DAYS; written to erasure_audit)")
     p.add_argument("--days", type=positive_int, default=None)

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.desk_api import models
 from services.desk_api.context import Context, context
-from services.desk_api.disclosure import masked
+from services.desk_api.disclosure import masked_view
 from services.desk_api.errors import ApiError, not_found
 from services.desk_api.handlers import KeyReused, NotFound, PublishFailed
 from shared.domain.lifecycle import CaseStatus
@@ -73,7 +73,7 @@ async def queue(
 async def case_detail(unit: Desk, ctx: Ctx, case_id: str) -> dict[str, Any]:
     case = await _own(ctx, unit, case_id)
     timeline = await ctx.desk.store.timeline_of(case_id)
-    return {"case": models.case_detail(case, ctx.today(), ctx.calendar, masked(case.get("complainant"))),
+    return {"case": models.case_detail(case, ctx.today(), ctx.calendar, masked_view(case)),
             "timeline": models.timeline_view(timeline)}
 
 

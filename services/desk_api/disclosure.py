@@ -7,14 +7,17 @@ command centre coordinates and needs only to know who it is about. Anything not 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from shared.domain.repeats import mask_id_number, mask_phone
+from shared.domain.masks import MASKERS, masked
 from shared.domain.triage import Unit
+
+__all__ = ["DISCLOSURE", "PERSONAL_KEYS", "Disclosure", "Visibility", "disclose", "in_full", "masked", "masked_view",
+           "may_reveal"]
 
 
 class Visibility(StrEnum):
@@ -42,38 +45,37 @@ DISCLOSURE: Mapping[Unit, Disclosure] = MappingProxyType({
     Unit.COMMAND: Disclosure(name=V.FULL, phone=V.MASKED, id_number=V.MASKED),
 })
 
-# A name has no standard mask shape; should a policy ask for one, keep only the family name.
-_MASKERS: Mapping[str, Callable[[str], str]] = MappingProxyType({
-    "name": lambda name: name[:1] + "*" * max(len(name) - 1, 1),
-    "phone": mask_phone,
-    "id_number": mask_id_number,
-})
+def in_full(unit: Unit) -> list[str]:
+    """The fields `unit` sees in full: the only ones its reveal decrypts."""
+    policy = DISCLOSURE[unit]
+    return [field for field in MASKERS if getattr(policy, field) is Visibility.FULL]
 
 
-def disclose(complainant: Mapping[str, Any] | None, unit: Unit) -> dict[str, str] | None:
-    """The complainant as `unit` may see them; unknown fields are dropped, never passed through."""
-    if not complainant:
+def masked_view(case: Mapping[str, Any]) -> dict[str, str] | None:
+    """The masked complainant every desk sees first, as stored beside the encrypted values (a case stored before
+    encryption is masked here)."""
+    stored = case.get("complainant_masked")
+    return dict(stored) if isinstance(stored, Mapping) else masked(case.get("complainant"))
+
+
+def disclose(complainant: Mapping[str, Any] | None, unit: Unit,
+             shown_masked: Mapping[str, Any] | None = None) -> dict[str, str] | None:
+    """The complainant as `unit` may see them: in full from `complainant` (in the clear), masked from
+    `shown_masked` or else masked here; unknown fields are dropped, never passed through."""
+    if not complainant and not shown_masked:
         return None
     policy = DISCLOSURE[unit]
     shown: dict[str, str] = {}
-    for field, masker in _MASKERS.items():
-        value = complainant.get(field)
-        if not isinstance(value, str) or not value:
-            continue
+    for field, masker in MASKERS.items():
         visibility: Visibility = getattr(policy, field)
-        if visibility is Visibility.FULL:
+        value = (complainant or {}).get(field)
+        if visibility is Visibility.FULL and isinstance(value, str) and value:
             shown[field] = value
-        elif visibility is Visibility.MASKED:
+        elif visibility is Visibility.MASKED and isinstance(kept := (shown_masked or {}).get(field), str) and kept:
+            shown[field] = kept
+        elif visibility is Visibility.MASKED and isinstance(value, str) and value:
             shown[field] = masker(value)
     return shown
-
-
-def masked(complainant: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """The complainant as every desk first sees them: each field masked, whatever the unit may reveal."""
-    if not complainant:
-        return None
-    return {field: masker(value) for field, masker in _MASKERS.items()
-            if isinstance(value := complainant.get(field), str) and value}
 
 
 def may_reveal(unit: Unit) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.desk_api.disclosure import disclose
+from services.desk_api.disclosure import disclose, in_full, masked_view
 from services.desk_api.sessions import SessionBook
 from shared.domain.queue import QueueEntry, QueueFilter, QueuePage, queue_page
 from shared.domain.triage import Unit
@@ -55,6 +55,10 @@ class DeskStore(Protocol):
         ...
 
     async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None: ...
+
+    async def reveal_complainant(self, case: Mapping[str, Any], fields: Sequence[str]) -> dict[str, str]:
+        """The named fields of the case's complainant in the clear, decrypted; no other field is decrypted."""
+        ...
 
 
 class NotFound(Exception):
@@ -115,8 +119,9 @@ class Desk:
 
     async def reveal(self, unit: Unit, officer: str, case_id: str, now: datetime) -> dict[str, str] | None:
         """The complainant as this unit may see them, written to the audit trail first: who, when, which case."""
-        case = await self.case(unit, case_id)
-        shown = disclose(case.get("complainant"), unit)
+        case = await self.case(unit, case_id)  # another unit's case stops here, before anything is decrypted
+        plain = await self.store.reveal_complainant(case, in_full(unit)) if case.get("complainant") else None
+        shown = disclose(plain, unit, masked_view(case))
         await self.store.record_disclosure(f"DR-{uuid.uuid4().hex}", {
             "case_id": case_id, "unit": unit.value, "officer": officer, "at": now,
             "fields": sorted(shown or {})})

@@ -119,7 +119,7 @@ def create_app(
     storage: MongoStorage | None = None
     kafka: ActionPublisher | None = None
     if store is None:
-        storage = MongoStorage.from_settings(settings, "desk_api")
+        storage = MongoStorage.from_settings(settings, "desk_api", personal_data=True)  # the reveal decrypts
         store = MongoDeskReads(storage)
         figures = storage.figures
     if publish is None:

@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.desk_api import views
 from services.desk_api.context import Context, context
-from services.desk_api.disclosure import masked, may_reveal
+from services.desk_api.disclosure import masked_view, may_reveal
 from services.desk_api.errors import ApiError
 from services.desk_api.forms import FORMS, FormErrors, available, parse_form
 from services.desk_api.handlers import NotFound, PublishFailed
@@ -176,7 +176,7 @@ async def _case_page(request: Request, ctx: Context, session: DeskSession, case_
         text=views.highlight(str(case.get("text", "")), reasons.terms), reasons=reasons,
         deadlines=views.deadline_views(case, ctx.today(), ctx.calendar),
         timeline=views.timeline_views(entries), merged=views.merged_reports(entries),
-        complainant=revealed if revealed is not None else masked(case.get("complainant")),
+        complainant=revealed if revealed is not None else masked_view(case),
         revealed=revealed is not None, may_reveal=may_reveal(session.unit) and bool(case.get("complainant")),
         actions=available(status_now, session.unit, bool(case.get("extension_used"))),
         errors=errors or {}, failed=failed, form=form or {}, form_key=uuid.uuid4().hex, notice=notice,

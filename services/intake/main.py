@@ -15,7 +15,7 @@ from shared.events import CaseReceived, Envelope, utcnow
 from shared.runtime import Record, Service
 
 log = logging.getLogger(__name__)
-service = Service("intake")
+service = Service("intake", personal_data=True)  # it stores the complainant, encrypted
 received = service.publisher(topics.CASE_RECEIVED, CaseReceived, "A complaint became a case (or joined one).")
 
 

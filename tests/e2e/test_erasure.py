@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.mongo import MongoStorage
+from shared.adapters.mongo.personal import is_sealed
 from shared.config import Settings
 from shared.domain.case import Case
 from shared.domain.change import Change
@@ -49,7 +50,7 @@ async def file_case(storage: MongoStorage, settings: Settings, n: int, phone: st
 
 
 async def test_a_request_erases_every_case_of_that_complainant_and_no_other(settings: Settings) -> None:
-    storage = MongoStorage.from_settings(settings, "erase-test")
+    storage = MongoStorage.from_settings(settings, "erase-test", personal_data=True)  # intake's part: it encrypts
     try:
         mine = [await file_case(storage, settings, 1, ASKING), await file_case(storage, settings, 2, ASKING,
                                                                                 closed_days_ago=3)]
@@ -58,10 +59,12 @@ async def test_a_request_erases_every_case_of_that_complainant_and_no_other(sett
         for case_id in mine:
             raw = await storage.db["cases"].find_one({"_id": case_id})
             assert raw is not None and raw.get("complainant") is None and raw.get("complainant_key") is None
+            assert raw.get("complainant_masked") is None
             assert ASKING not in str(raw) and "刘秀兰" not in str(raw) and "11010519491231002X" not in str(raw)
             assert raw["timeline"][-1]["kind"] == "personal_data_erased" and raw["text"]  # the case stays
         kept = await storage.db["cases"].find_one({"_id": theirs})
-        assert kept is not None and kept["complainant"]["phone"] == OTHER
+        assert kept is not None and is_sealed(kept["complainant"]["phone"])
+        assert kept["complainant_masked"]["phone"] == "139****2222"
         [audit] = await storage.db["erasure_audit"].find({}).to_list()
         assert sorted(audit["cases"]) == sorted(mine) and ASKING not in str(audit)
         key = complainant_key(ASKING, settings.complainant_key_secret.get_secret_value().encode())
@@ -72,7 +75,7 @@ async def test_a_request_erases_every_case_of_that_complainant_and_no_other(sett
 
 
 async def test_retention_erases_what_was_closed_long_ago(settings: Settings) -> None:
-    storage = MongoStorage.from_settings(settings, "erase-test")
+    storage = MongoStorage.from_settings(settings, "erase-test", personal_data=True)  # intake's part: it encrypts
     try:
         old = await file_case(storage, settings, 4, OTHER, closed_days_ago=800)
         recent = await file_case(storage, settings, 5, OTHER, closed_days_ago=10)

@@ -9,6 +9,7 @@ stage's own files shows that the stage carries everything training reads (corpus
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -172,6 +173,7 @@ def test_every_service_starts_from_the_image_layout(
         KAFKA_BOOTSTRAP_SERVERS=endpoints.kafka_bootstrap, MONGODB_URI=endpoints.mongodb_uri,
         MONGODB_DATABASE=f"triage_image_{run}", CONSUMER_GROUP_PREFIX=f"image-{run}",
         COMPLAINANT_KEY_SECRET=secrets.token_urlsafe(48),
+        ENCRYPTION_MASTER_KEY=base64.b64encode(secrets.token_bytes(96)).decode(),
         DESK_TOKENS=json.dumps({secrets.token_urlsafe(24): "police"}),
     )
     assert env["MODEL_DIR"] == str(app / "model") and env["HOME"] == "/nonexistent"

@@ -150,6 +150,16 @@ def test_every_built_service_is_given_the_complainant_key(name: str) -> None:
     assert BUILT[name]["environment"]["COMPLAINANT_KEY_SECRET"].startswith("${COMPLAINANT_KEY_SECRET:?")
 
 
+@pytest.mark.parametrize("name", ["intake", "desk-api"])
+def test_the_services_that_read_or_write_personal_data_are_given_the_master_key(name: str) -> None:
+    assert SERVICES[name]["environment"]["ENCRYPTION_MASTER_KEY"].startswith("${ENCRYPTION_MASTER_KEY:?")
+
+
+@pytest.mark.parametrize("name", ["classification", "routing", "followup", "feed", "open311"])
+def test_the_services_that_never_see_personal_data_are_not_given_the_master_key(name: str) -> None:
+    assert "ENCRYPTION_MASTER_KEY" not in SERVICES[name].get("environment", {})
+
+
 def test_the_desk_api_is_given_its_tokens() -> None:
     assert SERVICES["desk-api"]["environment"]["DESK_TOKENS"].startswith("${DESK_TOKENS:?")
 

@@ -6,7 +6,14 @@ import json
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
-from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DuplicateKeyError,
+    EncryptionError,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+)
 
 from shared.events import ChannelEvent
 from shared.handling import Backoff, Rejected, chains, is_transient, parse_event, retry_transient
@@ -64,6 +71,11 @@ def test_outages_are_transient(exc: Exception) -> None:
 def test_a_lost_upsert_race_is_retried() -> None:
     # The store only upserts: a duplicate key means a concurrent upsert of the same id got there first.
     assert is_transient(DuplicateKeyError("E11000"))
+
+
+def test_an_encryption_failure_waits_rather_than_dead_letters_every_complaint() -> None:
+    assert is_transient(EncryptionError(ConnectionFailure("key vault unreachable")))
+    assert is_transient(EncryptionError(Exception("KMS provider `local:k0` is not configured")))
 
 
 @pytest.mark.parametrize("exc", [

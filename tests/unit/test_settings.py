@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -23,12 +24,15 @@ from shared.runtime import Service
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STRONG_KEY = SecretStr("9c1f0e7b2a64d8355e1b7f02ca9d46e8")
 TOKENS = {"desk-token-police-5b1e9a7c": Unit.POLICE}
-SECRET_ENV = ("DEV_MODE", "COMPLAINANT_KEY_SECRET", "DESK_TOKENS", "SIMULATED_CLOCK")
+MASTER_KEY = base64.b64encode(bytes(range(96))).decode()
+SECRET_ENV = ("DEV_MODE", "COMPLAINANT_KEY_SECRET", "DESK_TOKENS", "SIMULATED_CLOCK", "ENCRYPTION_MASTER_KEY",
+              "ENCRYPTION_MASTER_KEY_FILE", "ENCRYPTION_PREVIOUS_MASTER_KEY", "ENCRYPTION_PREVIOUS_MASTER_KEY_FILE")
 
 
 def production(**overrides: Any) -> Settings:
-    """What a deployment sets: a strong key, no DEV_MODE (explicit, whatever a local .env says)."""
-    fields: dict[str, Any] = {"dev_mode": False, "complainant_key_secret": STRONG_KEY, **overrides}
+    """What a deployment sets: strong keys, no DEV_MODE (explicit, whatever a local .env says)."""
+    fields: dict[str, Any] = {"dev_mode": False, "complainant_key_secret": STRONG_KEY,
+                              "encryption_master_key": SecretStr(MASTER_KEY), **overrides}
     return Settings(**fields)
 
 
@@ -174,3 +178,29 @@ def test_env_is_read_only_in_shared_config() -> None:
 def test_desk_tokens_parse_from_json(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("DESK_TOKENS", json.dumps({"s3cr3t-police": "police", "s3cr3t-legal": "legal"}))
     assert get_settings().desk_tokens == {"s3cr3t-police": Unit.POLICE, "s3cr3t-legal": Unit.LEGAL}
+
+
+def test_the_services_that_handle_personal_data_refuse_the_public_master_key() -> None:
+    public = production(encryption_master_key=None)
+    for service, flags in (("intake", {"personal_data": True}), ("desk-api", {"serves_desks": True})):
+        with pytest.raises(ConfigurationRefused, match="ENCRYPTION_MASTER_KEY_FILE") as refused:
+            refuse_unsafe(public, service, **flags)
+        assert "openssl rand -base64 96" in str(refused.value)
+    refuse_unsafe(public, "routing")  # it never sees a complainant: no master key needed
+    refuse_unsafe(production(encryption_master_key=None, dev_mode=True), "intake", personal_data=True)
+
+
+def test_the_master_key_comes_from_its_file_before_the_environment(tmp_path: Path) -> None:
+    key_file = tmp_path / "master.key"
+    other = base64.b64encode(bytes(range(100, 196))).decode()
+    key_file.write_text(other + "\n")
+    settings = production(encryption_master_key_file=key_file,
+                          encryption_previous_master_key=SecretStr(MASTER_KEY))
+    assert settings.master_keys() == (base64.b64decode(other), base64.b64decode(MASTER_KEY))
+
+
+@pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"short").decode()])
+def test_a_master_key_of_the_wrong_shape_stops_naming_the_setting_not_the_value(value: str) -> None:
+    with pytest.raises(ConfigurationRefused) as refused:
+        production(encryption_master_key=SecretStr(value)).master_keys()
+    assert str(refused.value) == "ENCRYPTION_MASTER_KEY: must be 96 bytes, base64"

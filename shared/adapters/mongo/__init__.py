@@ -15,6 +15,7 @@ from shared.adapters.mongo.desk import MongoDeskReads
 from shared.adapters.mongo.ferretdb import Document, GroupCommit, VersionClaims, is_ferretdb
 from shared.adapters.mongo.figures import MongoFigures
 from shared.adapters.mongo.monitoring import StoreCommandCounter
+from shared.adapters.mongo.personal import PersonalData
 from shared.adapters.mongo.queue import MongoDeskQueue
 from shared.adapters.mongo.records import MongoActionLog, MongoClock, MongoDeadLetters
 from shared.adapters.mongo.timers import MongoTimerBook
@@ -30,15 +31,16 @@ class MongoStorage:
     """The store of one service: its ports, and the connection they share."""
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, figures_fresh_seconds: float = 0.0,
-                 figures_settled_seconds: float = 0.0) -> None:
+                 figures_settled_seconds: float = 0.0, personal: PersonalData | None = None) -> None:
         self.client = client
         self.db = client[database]
+        self.personal = personal  # only where personal data is written or revealed: intake and the desk API
         commit = GroupCommit()
         self.desk_queue = MongoDeskQueue(self.db["desk_queue"], self.db["desk_queue_log"])
         self.figures = MongoFigures(self.db["figures"], self.db["figures_log"], fresh_seconds=figures_fresh_seconds,
                                     settled_seconds=figures_settled_seconds)
         self.cases = MongoCases(self.db["cases"], VersionClaims(self.db["case_versions"]),
-                                Projection(self.desk_queue, self.figures))
+                                Projection(self.desk_queue, self.figures), personal)
         self.receipts = MongoReceipts(self.db["receipts"])
         self.repeats = MongoRepeatIndex(self.db["repeat_index"], self.db["repeat_index_log"])
         self.timers = MongoTimerBook(self.db["timer_buckets"], self.db["timer_buckets_log"], self.db["timer_claims"],
@@ -48,7 +50,9 @@ class MongoStorage:
         self.clock = MongoClock(self.db["control"])
 
     @classmethod
-    def from_settings(cls, settings: Settings, service: str = "") -> MongoStorage:
+    def from_settings(cls, settings: Settings, service: str = "", *, personal_data: bool = False) -> MongoStorage:
+        """The store of a service; with `personal_data`, the master keys to encrypt and decrypt the complainant
+        (a service without them never sees a complainant in the clear, nor stores one)."""
         client: AsyncMongoClient[Document] = AsyncMongoClient(
             settings.mongodb_uri,
             tz_aware=True,
@@ -58,11 +62,14 @@ class MongoStorage:
             maxPoolSize=settings.mongodb_max_connections,  # few enough for FerretDB: see ferretdb.py
             event_listeners=[StoreCommandCounter(service or "unknown")],
         )
-        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds, settings.figures_settled_seconds)
+        personal = PersonalData(client, settings.mongodb_database, *settings.master_keys()) if personal_data else None
+        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds, settings.figures_settled_seconds,
+                   personal)
 
     async def prepare(self) -> None:
         """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""
-        if not await is_ferretdb(self.db):
+        mongodb = not await is_ferretdb(self.db)
+        if mongodb:
             self.cases.claims = None  # MongoDB compares the version in the update itself
             log.info("store is MongoDB: version checks in the update, no claims")
         await self.db["cases"].create_index([("unit", ASCENDING), ("status", ASCENDING)])
@@ -71,6 +78,11 @@ class MongoStorage:
             log.info("filed the timers of %d day buckets of the earlier timer index in the buckets' logs", moved)
         if moved := await self.repeats.adopt(self.db["repeat_keys"]):
             log.info("filed the cases of %d keys of the earlier repeat index in the keys' logs", moved)
+        if self.personal is not None:
+            if mongodb:  # the key vault's usual guard; FerretDB has no partial index (the claim guards there too)
+                await self.personal.vault.create_index("keyAltNames", unique=True,
+                                                       partialFilterExpression={"keyAltNames": {"$exists": True}})
+            await self.personal.data_key()  # found or made now, so two services starting at once agree on one
 
     async def ping(self) -> bool:
         try:
@@ -80,4 +92,6 @@ class MongoStorage:
         return True
 
     async def close(self) -> None:
+        if self.personal is not None:
+            await self.personal.close()
         await self.client.close()

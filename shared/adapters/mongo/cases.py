@@ -13,14 +13,17 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.adapters.mongo.documents import (
     CASE_PROJECTION,
+    PERSONAL,
     Document,
     case_document,
     case_fields,
     case_from_document,
     entry_document,
     entry_from_document,
+    personal_fields,
 )
 from shared.adapters.mongo.ferretdb import VersionClaims
+from shared.adapters.mongo.personal import Sealer
 from shared.adapters.mongo.shardlog import ShardLog, case_key, field_key
 from shared.adapters.projection import Projection
 from shared.domain.case import Case
@@ -32,18 +35,21 @@ from shared.handling import Contended
 
 class MongoCases:
     def __init__(self, cases: AsyncCollection[Document], claims: VersionClaims | None,
-                 projection: Projection) -> None:
+                 projection: Projection, sealer: Sealer | None = None) -> None:
         self.collection = cases
         self.claims = claims  # None on MongoDB, where the update itself compares the version
         self.projection = projection  # the queue and the figures, kept in step by every save
+        self.sealer = sealer  # None in a process without the master key: it may not store a complainant
 
     async def get(self, case_id: str) -> Case | None:
         doc = await self.collection.find_one({"_id": case_id}, CASE_PROJECTION)
         return case_from_document(doc) if doc else None
 
     async def add(self, case: Case, change: Change) -> bool:
-        result = await self.collection.update_one(
-            {"_id": case.id}, {"$setOnInsert": case_document(case, change.entries)}, upsert=True)
+        doc = case_document(case, change.entries)
+        if case.complainant:
+            doc.update(await personal_fields(case, self.sealer))
+        result = await self.collection.update_one({"_id": case.id}, {"$setOnInsert": doc}, upsert=True)
         return result.upserted_id is not None
 
     async def save(self, case: Case, change: Change) -> None:
@@ -55,7 +61,10 @@ class MongoCases:
 
     async def _write(self, case: Case, change: Change) -> None:
         version = case.version
-        update: Document = {"$set": {**case_fields(case, change.fields - {"version"}), "version": version + 1}}
+        fields = case_fields(case, change.fields - {"version"})
+        if PERSONAL in change.fields:
+            fields.update(await personal_fields(case, self.sealer))
+        update: Document = {"$set": {**fields, "version": version + 1}}
         if change.entries:
             update["$push"] = {"timeline": {"$each": [entry_document(e) for e in change.entries]},
                                "timeline_ids": {"$each": [e.id for e in change.entries]}}

@@ -9,16 +9,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pymongo import ReturnDocument
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from pymongo.errors import ConnectionFailure, EncryptionError, ExecutionTimeout, WTimeoutError
 
 from shared.adapters.mongo.documents import QUEUE_ENTRY_PROJECTION, case_from_document
 from shared.adapters.mongo.ferretdb import Document, objects_as_pairs
+from shared.adapters.mongo.personal import unsealed_complainant
 from shared.domain.queue import QueueEntry, entry_of
 from shared.domain.triage import Unit
 from shared.ports import StoreUnavailable
 
 T = TypeVar("T")
-_OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError)
+# A reveal's decryption fails when the key vault is out of reach or the master key does not open the data key.
+_OUTAGES = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConnectionError, TimeoutError, EncryptionError)
 
 
 async def _guard(operation: Callable[[], Awaitable[T]]) -> T:
@@ -95,6 +97,9 @@ class MongoDeskReads:
             {"_id": action_id}, {"$setOnInsert": dict(record)}, upsert=True, return_document=ReturnDocument.AFTER))
         assert doc is not None  # an upsert always returns the document
         return dict(doc)
+
+    async def reveal_complainant(self, case: Mapping[str, Any], fields: Sequence[str]) -> dict[str, str]:
+        return await _guard(lambda: unsealed_complainant(case.get("complainant"), fields, self.storage.personal))
 
     async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None:
         await _guard(lambda: self.disclosures.insert_one({"_id": record_id, **record}))

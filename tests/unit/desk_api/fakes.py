@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from datetime import UTC, datetime
@@ -23,12 +24,14 @@ TOKENS = {f"token-{unit.value}-0123456789": unit for unit in Unit}
 COMPLAINANT_KEY = SecretStr("unit-test-key-3f9a2c7e1b5d8046aa71c2e9")
 T0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 PHONE, ID_NUMBER, NAME = "13812345678", "11010519491231002X", "张三"
+MASTER_KEY = SecretStr(base64.b64encode(bytes(range(7, 103))).decode())
 
 
 
 def desk_settings(**overrides: Any) -> Settings:
     """Settings a deployment could start with: a strong key and a token per unit (no DEV_MODE)."""
-    return Settings(dev_mode=False, complainant_key_secret=COMPLAINANT_KEY, desk_tokens=TOKENS, **overrides)
+    return Settings(dev_mode=False, complainant_key_secret=COMPLAINANT_KEY, desk_tokens=TOKENS,
+                    encryption_master_key=MASTER_KEY, **overrides)
 
 
 def auth(unit: Unit | str) -> dict[str, str]:
@@ -59,6 +62,7 @@ class FakeStore:
         self.actions: dict[str, Document] = {}
         self.submissions: dict[str, Document] = {}
         self.disclosures: list[Document] = []
+        self.decrypted: list[str] = []  # every complainant field a reveal asked to decrypt
         self.stale: list[QueueEntry] = []  # entries filed but no longer true (a move not yet taken out)
         self._sessions = FakeSessions()
 
@@ -105,6 +109,11 @@ class FakeStore:
 
     async def record_disclosure(self, record_id: str, record: Mapping[str, Any]) -> None:
         self.disclosures.append({"_id": record_id, **record})
+
+    async def reveal_complainant(self, case: Mapping[str, Any], fields: Sequence[str]) -> dict[str, str]:
+        self.decrypted.extend(fields)
+        stored = case.get("complainant") or {}
+        return {f: stored[f] for f in fields if isinstance(stored.get(f), str)}
 
 
 class FakePublisher:

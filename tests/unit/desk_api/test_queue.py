@@ -7,7 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from services.desk_api.disclosure import DISCLOSURE
+from services.desk_api.disclosure import DISCLOSURE, in_full
 from shared.domain.triage import Unit
 from tests.unit.desk_api.fakes import (
     ID_NUMBER,
@@ -192,15 +192,19 @@ async def test_detail_masks_and_a_reveal_shows_what_the_unit_may_see_and_is_audi
     assert [e["kind"] for e in body["timeline"]] == ["received", "routed"]
     assert body["timeline"][1]["detail"] == {"unit": unit.value}  # personal keys never shown
     assert PHONE not in response.text and ID_NUMBER not in response.text and store.disclosures == []
+    assert store.decrypted == []  # the masked view needs no decryption
 
     revealed = await client.post(f"/desks/{unit.value}/cases/GT-1/reveal?officer=王警官", headers=auth(unit))
     assert revealed.json()["complainant"] == {"name": NAME, "phone": phone, "id_number": id_number}
     [audit] = store.disclosures
     assert (audit["case_id"], audit["unit"], audit["officer"]) == ("GT-1", unit.value, "王警官")
+    # Only what the unit sees in full is decrypted; a masked field comes from the stored masked view.
+    assert store.decrypted == in_full(unit)
+    assert ("phone" in store.decrypted) is (phone == PHONE) and ("id_number" in store.decrypted) is (id_number == ID_NUMBER)
     other = next(u for u in Unit if u is not unit)
     assert (await client.post(f"/desks/{other.value}/cases/GT-1/reveal?officer=x", headers=auth(other))
             ).status_code == 404
-    assert len(store.disclosures) == 1
+    assert len(store.disclosures) == 1 and store.decrypted == in_full(unit)  # another unit decrypts nothing
 
 
 def test_every_unit_has_a_disclosure_policy() -> None:
