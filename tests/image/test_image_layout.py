@@ -129,7 +129,9 @@ def test_the_final_stage_holds_the_services_the_built_model_and_the_browser_libr
 def _import_check(cwd: Path, site: Path, model: Path) -> dict[str, object]:
     done = subprocess.run([sys.executable, "-c", IMPORT_CHECK], cwd=cwd, capture_output=True, text=True,
                           env=_clean_env(PYTHONPATH=str(site), MODEL_DIR=str(model),
-                                         COMPLAINANT_KEY_SECRET=secrets.token_urlsafe(48)), timeout=120)
+                                         COMPLAINANT_KEY_SECRET=secrets.token_urlsafe(48),
+                                         ENCRYPTION_MASTER_KEY=base64.b64encode(secrets.token_bytes(96)).decode()),
+                          timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result
