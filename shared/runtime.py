@@ -125,6 +125,10 @@ class Service:
             # No idempotent producer: consumers are idempotent anyway, and a broker that restarts without
             # its producer state leaves an idempotent producer retrying an out-of-order sequence forever.
             acks="all",
+            # FastStream would create each subscribed topic itself with one partition and one replica; the
+            # broker's auto-creation applies its defaults instead (num.partitions, a cluster's replication).
+            # (The same change as on branch `cluster`; the feed's relay needs the trigger topics' partitions.)
+            allow_auto_create_topics=False,
             # FastStream logs every message received and processed; at INFO that is two lines per event.
             log_level=logging.DEBUG,
         )
