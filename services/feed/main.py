@@ -12,8 +12,10 @@ from shared.events import CaseUpdated
 from shared.runtime import Service
 
 service = Service("feed")
-relay = FeedRelay(service.settings.kafka_bootstrap_servers, service.group_id, f"{service.group_id}.relay",
-                  service.storage, cloudevents=service.settings.feed_cloudevents)
+# Any number of instances: each relays the partition groups it is assigned, each group with a transactional
+# producer of its own (`<group id>.relay.<k>`), which fences the group's former holder (relay.py says how).
+relay = FeedRelay(service.settings.kafka_bootstrap_servers, service.group_id, service.storage,
+                  cloudevents=service.settings.feed_cloudevents)
 # Declared for the AsyncAPI document (/docs/asyncapi): the relay writes the topic itself, in transactions.
 service.publisher(topics.CASE_UPDATES, CaseUpdated, "Every milestone of a case, once, keyed by the upstream "
                   "channel (received, routed, accepted, handed back, extended, resolved with the answer, return "
