@@ -25,7 +25,7 @@ from prometheus_client import make_asgi_app
 
 from shared import topics
 from shared.adapters.mongo import MongoStorage
-from shared.config import Settings, get_settings, refuse_unsafe
+from shared.config import Settings, bootstrap_servers, get_settings, refuse_unsafe
 from shared.events import Envelope, utcnow
 from shared.handling import Backoff, DeadLetter, Rejected, Source, chains, retry_transient
 from shared.logging import configure_logging
@@ -116,7 +116,7 @@ class Service:
         configure_logging(name, self.settings.log_level)
         refuse_unsafe(self.settings, name)  # before anything connects: a refusal happens at start-up
         self.broker = KafkaBroker(
-            self.settings.kafka_bootstrap_servers,
+            bootstrap_servers(self.settings.kafka_bootstrap_servers),
             client_id=f"triage-{name}",
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=name)],
             # Wait for the whole in-sync replica set: an acknowledged publish survives a broker restart.

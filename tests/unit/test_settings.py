@@ -174,3 +174,17 @@ def test_env_is_read_only_in_shared_config() -> None:
 def test_desk_tokens_parse_from_json(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("DESK_TOKENS", json.dumps({"s3cr3t-police": "police", "s3cr3t-legal": "legal"}))
     assert get_settings().desk_tokens == {"s3cr3t-police": Unit.POLICE, "s3cr3t-legal": Unit.LEGAL}
+
+
+def test_a_clusters_bootstrap_reaches_kafka_as_one_address_per_broker() -> None:
+    """FastStream reads a string as one address: a comma-joined bootstrap must be split before it gets it."""
+    from shared.config import bootstrap_servers
+    from shared.publishing import KafkaPublisher
+    from shared.runtime import Service
+
+    joined = "127.0.0.1:39092, 127.0.0.1:39093,127.0.0.1:39094"
+    expected = ["127.0.0.1:39092", "127.0.0.1:39093", "127.0.0.1:39094"]
+    assert bootstrap_servers(joined) == expected and bootstrap_servers("127.0.0.1:9092") == ["127.0.0.1:9092"]
+    service = Service("probe", Settings(kafka_bootstrap_servers=joined, dev_mode=True))
+    assert service.broker._connection_kwargs["bootstrap_servers"] == expected
+    assert KafkaPublisher(joined, 1.0, "probe").broker._connection_kwargs["bootstrap_servers"] == expected
