@@ -123,6 +123,9 @@ class Service:
             # No idempotent producer: consumers are idempotent anyway, and a broker that restarts without
             # its producer state leaves an idempotent producer retrying an out-of-order sequence forever.
             acks="all",
+            # FastStream would create each subscribed topic itself with one partition and one replica; the
+            # broker's auto-creation applies its defaults instead (a cluster's replication factor 3).
+            allow_auto_create_topics=False,
             # FastStream logs every message received and processed; at INFO that is two lines per event.
             log_level=logging.DEBUG,
         )

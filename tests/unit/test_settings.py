@@ -188,3 +188,10 @@ def test_a_clusters_bootstrap_reaches_kafka_as_one_address_per_broker() -> None:
     service = Service("probe", Settings(kafka_bootstrap_servers=joined, dev_mode=True))
     assert service.broker._connection_kwargs["bootstrap_servers"] == expected
     assert KafkaPublisher(joined, 1.0, "probe").broker._connection_kwargs["bootstrap_servers"] == expected
+
+
+def test_the_services_leave_creating_topics_to_the_broker() -> None:
+    """FastStream's own topic creation makes one partition and one replica: on a cluster that is one copy."""
+    from shared.runtime import Service
+
+    assert Service("probe", Settings(dev_mode=True)).broker.config.allow_auto_create_topics is False
