@@ -79,7 +79,7 @@ class LocalKafka(LocalComponent):
         return self.cache_dir / f"kafka-libs-{digest(KAFKA_POM)}"
 
     def _marker(self) -> str:
-        return str(self.home / "server.properties")
+        return str(self.state_dir / self.name / "server.properties")  # before __init__ sets self.home
 
     def provision(self) -> None:
         if self._provisioned:
