@@ -37,6 +37,12 @@ MIN_SECRET_DISTINCT_CHARS = 10
 MIN_TOKEN_LENGTH = 8
 
 
+def bootstrap_servers(servers: str) -> list[str]:
+    """`host:port,host:port` as the list FastStream needs: it takes a string for one address, so a cluster's
+    comma-joined bootstrap would be read as a single host."""
+    return [server.strip() for server in servers.split(",") if server.strip()]
+
+
 class ConfigurationRefused(SystemExit):
     """The process stops: its message, one line naming the setting to fix, is all that is printed."""
 

@@ -30,6 +30,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def _not_the_topic_creation_warning(record: logging.LogRecord) -> bool:
+    # The services leave topic creation to the broker on purpose (shared/runtime.py); FastStream warns at every start.
+    return "Auto create topics is disabled" not in record.getMessage()
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
@@ -40,3 +45,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     logging.getLogger("pymongo").setLevel(logging.WARNING)
     logging.getLogger("jieba").setLevel(logging.WARNING)
+    faststream = logging.getLogger("faststream.access.kafka")
+    if _not_the_topic_creation_warning not in faststream.filters:
+        faststream.addFilter(_not_the_topic_creation_warning)

@@ -9,6 +9,8 @@ import logging
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from shared.config import bootstrap_servers as servers
+
 log = logging.getLogger(__name__)
 
 
@@ -18,7 +20,7 @@ class PublishFailed(Exception):
 
 class KafkaPublisher:
     def __init__(self, bootstrap_servers: str, timeout: float, client_id: str) -> None:
-        self.broker = KafkaBroker(bootstrap_servers, client_id=client_id,
+        self.broker = KafkaBroker(servers(bootstrap_servers), client_id=client_id,
                                   acks="all")  # a confirmed event survives a broker restart
         self.timeout = timeout
         self._connected = False

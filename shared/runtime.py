@@ -25,7 +25,7 @@ from prometheus_client import make_asgi_app
 
 from shared import topics
 from shared.adapters.mongo import MongoStorage
-from shared.config import Settings, get_settings, refuse_unsafe
+from shared.config import Settings, bootstrap_servers, get_settings, refuse_unsafe
 from shared.events import Envelope, utcnow
 from shared.handling import Backoff, DeadLetter, Rejected, Source, chains, retry_transient
 from shared.logging import configure_logging
@@ -118,7 +118,7 @@ class Service:
         # before anything connects: a refusal happens at start-up
         refuse_unsafe(self.settings, name, personal_data=personal_data)
         self.broker = KafkaBroker(
-            self.settings.kafka_bootstrap_servers,
+            bootstrap_servers(self.settings.kafka_bootstrap_servers),
             client_id=f"triage-{name}",
             middlewares=[KafkaPrometheusMiddleware(registry=REGISTRY, app_name=name)],
             # Wait for the whole in-sync replica set: an acknowledged publish survives a broker restart.
@@ -126,8 +126,7 @@ class Service:
             # its producer state leaves an idempotent producer retrying an out-of-order sequence forever.
             acks="all",
             # FastStream would create each subscribed topic itself with one partition and one replica; the
-            # broker's auto-creation applies its defaults instead (num.partitions, a cluster's replication).
-            # (The same change as on branch `cluster`; the feed's relay needs the trigger topics' partitions.)
+            # broker's auto-creation applies its defaults (num.partitions, a cluster's replication factor 3).
             allow_auto_create_topics=False,
             # FastStream logs every message received and processed; at INFO that is two lines per event.
             log_level=logging.DEBUG,

@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 
 from shared import topics
 from shared.adapters.mongo import MongoStorage
+from shared.config import bootstrap_servers
 from shared.events import CaseRouted, ChannelEvent, Complainant, case_id_for
 from tools import paths
 
@@ -102,7 +103,7 @@ async def publish_events(kafka: str, events: list[ChannelEvent], rate: float | N
     """Publish (at `rate` per second, or as fast as the broker takes them) and return when each case's
     event went out, wall-clock milliseconds by case id."""
     sent_at: dict[str, float] = {}
-    async with KafkaBroker(kafka, client_id="triage-demo", acks="all") as broker:
+    async with KafkaBroker(bootstrap_servers(kafka), client_id="triage-demo", acks="all") as broker:
         await broker.start()
         pending = []
         started = time.monotonic()

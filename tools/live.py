@@ -12,6 +12,7 @@ import uuid
 from faststream.kafka import KafkaBroker
 
 from shared import topics
+from shared.config import bootstrap_servers
 from shared.events import CaseRouted
 from tools import infra
 from tools.demo import load_samples, make_events
@@ -28,7 +29,8 @@ async def _stream(kafka: str, rate: float) -> None:
     rng = random.Random()
     samples = load_samples()
     run_id = uuid.uuid4().hex[:8]
-    broker = KafkaBroker(kafka, client_id="triage-live", logger=None)  # the routed cases are the output
+    # No logger: the routed cases are the output. Topics: the broker's defaults, as in shared/runtime.py.
+    broker = KafkaBroker(bootstrap_servers(kafka), client_id="triage-live", logger=None, allow_auto_create_topics=False)
 
     @broker.subscriber(topics.CASE_ROUTED, group_id=f"triage.live.{run_id}", auto_offset_reset="latest")
     async def show(event: CaseRouted) -> None:

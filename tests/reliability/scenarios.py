@@ -44,6 +44,7 @@ class Scenario:
     routed: int = 0
     duplicated: int = 0
     dead_lettered: int = 0
+    seconds: float = 0.0  # from the first complaint to the last one routed
 
 
 RESULTS: list[Scenario] = []
@@ -118,7 +119,8 @@ def write_summary() -> None:
         "lost": sum(len(s.published) - s.routed for s in RESULTS),
         "duplicated": sum(s.duplicated for s in RESULTS),
         "dead_lettered": sum(s.dead_lettered for s in RESULTS),
-        "by_scenario": {s.name: {"published": len(s.published), "routed": s.routed} for s in RESULTS},
+        "by_scenario": {s.name: {"published": len(s.published), "routed": s.routed, "duplicated": s.duplicated,
+                                 "seconds": round(s.seconds, 1)} for s in RESULTS},
     }
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
     SUMMARY.write_text(json.dumps(summary, ensure_ascii=False) + "\n")
@@ -127,6 +129,7 @@ def write_summary() -> None:
 async def run_scenario(name: str, endpoints: infra.Endpoints, db: Db,
                        fault: Callable[[], Awaitable[None]]) -> Scenario:
     scenario = Scenario(name)
+    started = time.monotonic()
     dead_before = await db.dead_letters.count_documents({})
     stream = Stream(endpoints.kafka_bootstrap, scenario)
     stream.start()
@@ -137,6 +140,7 @@ async def run_scenario(name: str, endpoints: infra.Endpoints, db: Db,
     finally:
         await stream.stop()
     await settle(db, scenario)
+    scenario.seconds = time.monotonic() - started
     scenario.dead_lettered = await db.dead_letters.count_documents({}) - dead_before
     write_summary()
     assert scenario.published, "the stream published nothing"

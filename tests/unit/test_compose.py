@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.infra import LocalKafka
+from tools.infra import ClusterLayout, KafkaNode, LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -123,6 +123,29 @@ def test_the_kafka_container_is_configured_like_the_local_broker() -> None:
         env_key = "KAFKA_" + key.upper().replace(".", "_")
         assert env_key in environment, f"docker-compose.yml does not set {env_key} ({key}={value} locally)"
         assert str(environment[env_key]).lower() == value.lower(), key
+
+
+CLUSTER_FILE = REPO_ROOT / "deploy" / "kafka" / "compose.cluster.yml"
+NODE_SPECIFIC = {"KAFKA_NODE_ID", "KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS"}
+
+
+def test_the_three_kafka_containers_are_configured_like_the_local_cluster() -> None:
+    """deploy/kafka/compose.cluster.yml, laid over docker-compose.yml, makes the local cluster's three nodes."""
+    override = _load(CLUSTER_FILE)["services"]
+    nodes = {1: {**SERVICES["kafka"]["environment"], **override["kafka"]["environment"]},
+             2: override["kafka-2"]["environment"], 3: override["kafka-3"]["environment"]}
+    layout = ClusterLayout("id", (9092, 9093, 9094), (9095, 9096, 9097))
+    local = KafkaNode(layout, 1, "/nonexistent-state", cache_dir="/nonexistent-cache").broker_properties()
+    for node, environment in nodes.items():
+        assert environment["KAFKA_NODE_ID"] == node
+        assert environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+        for key, value in local.items():
+            env_key = "KAFKA_" + key.upper().replace(".", "_")
+            if key not in MACHINE_SPECIFIC and env_key not in NODE_SPECIFIC:
+                assert str(environment.get(env_key)).lower() == value.lower(), f"kafka node {node}: {key}"
+        others = {k: v for k, v in environment.items() if k not in NODE_SPECIFIC}
+        assert others == {k: v for k, v in nodes[1].items() if k not in NODE_SPECIFIC}, f"kafka node {node}"
+    assert override["kafka-2"]["image"] == override["kafka-3"]["image"] == SERVICES["kafka"]["image"]
 
 
 def _secret(name: str) -> bool:

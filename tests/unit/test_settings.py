@@ -204,3 +204,24 @@ def test_a_master_key_of_the_wrong_shape_stops_naming_the_setting_not_the_value(
     with pytest.raises(ConfigurationRefused) as refused:
         production(encryption_master_key=SecretStr(value)).master_keys()
     assert str(refused.value) == "ENCRYPTION_MASTER_KEY: must be 96 bytes, base64"
+
+
+def test_a_clusters_bootstrap_reaches_kafka_as_one_address_per_broker() -> None:
+    """FastStream reads a string as one address: a comma-joined bootstrap must be split before it gets it."""
+    from shared.config import bootstrap_servers
+    from shared.publishing import KafkaPublisher
+    from shared.runtime import Service
+
+    joined = "127.0.0.1:39092, 127.0.0.1:39093,127.0.0.1:39094"
+    expected = ["127.0.0.1:39092", "127.0.0.1:39093", "127.0.0.1:39094"]
+    assert bootstrap_servers(joined) == expected and bootstrap_servers("127.0.0.1:9092") == ["127.0.0.1:9092"]
+    service = Service("probe", Settings(kafka_bootstrap_servers=joined, dev_mode=True))
+    assert service.broker._connection_kwargs["bootstrap_servers"] == expected
+    assert KafkaPublisher(joined, 1.0, "probe").broker._connection_kwargs["bootstrap_servers"] == expected
+
+
+def test_the_services_leave_creating_topics_to_the_broker() -> None:
+    """FastStream's own topic creation makes one partition and one replica: on a cluster that is one copy."""
+    from shared.runtime import Service
+
+    assert Service("probe", Settings(dev_mode=True)).broker.config.allow_auto_create_topics is False

@@ -104,7 +104,7 @@ def external_endpoint(name: str) -> str | None:
 class LocalComponent:
     """A server process owned by a state dir: pid file in STATE/run, output in STATE/logs."""
 
-    name: ClassVar[str]
+    name: str  # per instance for the nodes of a cluster (kafka-1, kafka-2, ...)
     server: ClassVar[str]
     port_env: ClassVar[str]
     external_env: ClassVar[str]

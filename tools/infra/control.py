@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tools.infra.cluster import LocalKafkaCluster
 from tools.infra.component import (
     DEFAULT_READY_TIMEOUT,
     DEFAULT_STOP_TIMEOUT,
@@ -63,6 +64,32 @@ def _in_parallel(tasks: Sequence[Callable[[], None]]) -> None:
         future.result()
 
 
+def _local_kafka(state_dir: Path | str | None, port: int | None, say: Progress, *, cache_dir: Path | str | None,
+                 brokers: int | None, ports: Sequence[int] | None) -> LocalKafka | LocalKafkaCluster:
+    """The lone broker or the cluster `up` asked for; refused while the other one runs for this state dir."""
+    quiet: Progress = lambda _message: None  # noqa: E731
+    cluster = LocalKafkaCluster.recorded(state_dir, quiet)
+    lone = LocalKafka(state_dir, port, cache_dir=cache_dir, progress=say)
+    if brokers is None:
+        brokers = cluster.layout.size if cluster is not None and cluster.is_running() else 1
+    if brokers < 1:
+        raise InfraError(f"--brokers must be at least 1, not {brokers}")
+    if brokers == 1:
+        if cluster is not None and cluster.is_running():
+            raise InfraError(f"a {cluster.layout.size}-broker cluster runs for {lone.state_dir}; "
+                             "run `triage infra down` first")
+        return lone
+    if lone.is_running():
+        raise InfraError(f"a single broker runs for {lone.state_dir}; run `triage infra down` first")
+    if ports is None and port is not None:
+        ports = range(port, port + brokers)
+    return LocalKafkaCluster.create(state_dir, brokers, ports, cache_dir=cache_dir, progress=say)
+
+
+def _bootstrap(kafka: LocalKafka | LocalKafkaCluster) -> str:
+    return kafka.bootstrap if isinstance(kafka, LocalKafkaCluster) else kafka.endpoint
+
+
 def up(
     state_dir: Path | str | None = None,
     kafka_port: int | None = None,
@@ -73,20 +100,25 @@ def up(
     timeout: float = DEFAULT_READY_TIMEOUT,
     monitor: bool = False,
     prometheus_port: int | None = None,
+    brokers: int | None = None,
+    kafka_ports: Sequence[int] | None = None,
 ) -> Endpoints:
     """Provision and start what is not running yet; return the endpoints once they accept connections.
-    With `monitor`, a local Prometheus too (when Debian's package is installed; otherwise it says so)."""
+    With `monitor`, a local Prometheus too (when Debian's package is installed; otherwise it says so).
+    With `brokers` > 1, a local KRaft cluster of that many nodes (tools/infra/cluster.py) on `kafka_ports`
+    (default: kafka_port and the ports after it) instead of the lone broker; by default, whichever of the two
+    runs for this state dir, else the lone broker."""
     started = time.monotonic()
     say = serialized(progress)
     kafka_ext, mongo_ext = external_endpoint("KAFKA_BOOTSTRAP_SERVERS"), external_endpoint("MONGODB_URI")
     local: list[LocalComponent] = []
-    kafka: LocalKafka | None = None
+    kafka: LocalKafka | LocalKafkaCluster | None = None
     ferret: LocalFerretDB | None = None
     if kafka_ext:
         say(f"kafka: using KAFKA_BOOTSTRAP_SERVERS={kafka_ext}; no local broker")
     else:
-        kafka = LocalKafka(state_dir, kafka_port, cache_dir=cache_dir, progress=say)
-        local.append(kafka)
+        kafka = _local_kafka(state_dir, kafka_port, say, cache_dir=cache_dir, brokers=brokers, ports=kafka_ports)
+        local.extend(kafka.nodes if isinstance(kafka, LocalKafkaCluster) else [kafka])
     if mongo_ext:
         say("mongodb: using MONGODB_URI; no local FerretDB")
     else:
@@ -105,12 +137,12 @@ def up(
     # In parallel: on a cold machine the jars download while Go compiles, and both servers boot at once.
     pending = [component for component in local if not component.is_running()]
     _in_parallel([component.provision for component in pending])
-    for component in local:
-        component.start(wait=False)
+    # The nodes of a cluster format their log dirs side by side too (a JVM start each).
+    _in_parallel([functools.partial(component.start, wait=False) for component in local])
     _in_parallel([functools.partial(component.wait_ready, timeout) for component in local])
 
     endpoints = Endpoints(
-        kafka_bootstrap=kafka.endpoint if kafka else str(kafka_ext),
+        kafka_bootstrap=_bootstrap(kafka) if kafka else str(kafka_ext),
         mongodb_uri=ferret.endpoint if ferret else str(mongo_ext),
         prometheus_url=prometheus.endpoint if prometheus else None,
     )
@@ -135,18 +167,31 @@ def down(
             component.stop(timeout=timeout)
         else:
             progress(f"{component.name}: not running")
+    cluster = LocalKafkaCluster.recorded(state_dir, progress)
+    if cluster is not None:
+        cluster.stop(timeout=timeout)
 
 
 def status(state_dir: Path | str | None = None) -> dict[str, ComponentStatus]:
-    """Per component ("kafka", "mongodb", "prometheus"): mode, server, running, ready, pid, endpoint, log.
-    A Prometheus that is not running is not counted against readiness (ready None): it is optional."""
+    """Per component ("kafka", or "kafka-1" ... for a cluster's nodes, "mongodb", "prometheus"): mode, server,
+    running, ready, pid, endpoint, log. A cluster's nodes are shown when it was the last started or one of them
+    runs. A Prometheus that is not running is not counted against readiness (ready None): it is optional."""
     kafka_ext, mongo_ext = external_endpoint("KAFKA_BOOTSTRAP_SERVERS"), external_endpoint("MONGODB_URI")
     quiet: Progress = lambda _message: None  # noqa: E731
     prometheus = LocalPrometheus(state_dir, progress=quiet).status()
     if not prometheus["running"]:
         prometheus["ready"] = None
+    kafka: dict[str, ComponentStatus] = {}
+    if kafka_ext:
+        kafka["kafka"] = _external_status("kafka", kafka_ext)
+    else:
+        lone, cluster = LocalKafka(state_dir, progress=quiet), LocalKafkaCluster.recorded(state_dir, quiet)
+        if cluster is not None and (cluster.is_running() or not lone.is_running()):
+            kafka.update({node.name: node.status() for node in cluster.nodes})
+        else:
+            kafka["kafka"] = lone.status()
     return {
-        "kafka": _external_status("kafka", kafka_ext) if kafka_ext else LocalKafka(state_dir, progress=quiet).status(),
+        **kafka,
         "mongodb": _external_status("mongodb", mongo_ext)
         if mongo_ext
         else LocalFerretDB(state_dir, progress=quiet).status(),
@@ -198,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     state_help = "state dir (default: $TRIAGE_STATE_DIR or <repo>/.triage)"
     p_up = commands.add_parser("up", help="provision and start what is not running; wait until ready")
     p_up.add_argument("--state-dir", type=Path, help=state_help)
-    p_up.add_argument("--kafka-port", type=int, help="default: $TRIAGE_KAFKA_PORT or 9092")
+    p_up.add_argument("--kafka-port", type=int, help="default: $TRIAGE_KAFKA_PORT or 9092 (a cluster: the first)")
+    p_up.add_argument("--brokers", type=int, help="3: a local KRaft cluster (replication factor 3, min.insync.replicas "
+                      "2) instead of one broker; default: what runs, else 1")
     p_up.add_argument("--mongo-port", type=int, help="default: $TRIAGE_MONGO_PORT or 27017")
     p_up.add_argument("--prometheus-port", type=int, help="default: $TRIAGE_PROMETHEUS_PORT or 9190")
     p_up.add_argument("--no-prometheus", action="store_true", help="start no local Prometheus")
@@ -213,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             endpoints = up(args.state_dir, args.kafka_port, args.mongo_port, timeout=args.timeout,
-                           monitor=not args.no_prometheus, prometheus_port=args.prometheus_port)
+                           monitor=not args.no_prometheus, prometheus_port=args.prometheus_port,
+                           brokers=args.brokers)
             for key, value in endpoints.as_env().items():
                 print(f"export {key}={value}")
             if endpoints.prometheus_url:

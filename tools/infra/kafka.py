@@ -64,7 +64,7 @@ class LocalKafka(LocalComponent):
         num_partitions: int = 6,
     ) -> None:
         super().__init__(state_dir, port, cache_dir=cache_dir, progress=progress)
-        self.home = self.state_dir / "kafka"
+        self.home = self.state_dir / self.name
         self.data_dir = self.home / "data"
         self.properties_file = self.home / "server.properties"
         self.heap = heap or os.environ.get("TRIAGE_KAFKA_HEAP", "512m")
@@ -79,7 +79,7 @@ class LocalKafka(LocalComponent):
         return self.cache_dir / f"kafka-libs-{digest(KAFKA_POM)}"
 
     def _marker(self) -> str:
-        return str(self.state_dir / "kafka" / "server.properties")
+        return str(self.state_dir / self.name / "server.properties")  # before __init__ sets self.home
 
     def provision(self) -> None:
         if self._provisioned:
@@ -137,20 +137,32 @@ class LocalKafka(LocalComponent):
         record.write_text(f"{port}\n")
         return port
 
+    def _cluster_id(self) -> str | None:
+        """The cluster id the log dir must be formatted with; None: any (a lone broker keeps its own)."""
+        return None
+
+    def _node_id(self, meta: dict[str, str]) -> int:
+        # Keep the node id the log dir was formatted with.
+        return int(meta.get("node.id", "1"))
+
     def _prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         meta_file = self.data_dir / "meta.properties"
         meta = read_properties(meta_file) if meta_file.exists() else {}
-        # Keep the node id the log dir was formatted with; the cluster id lives only in meta.properties.
-        node_id = int(meta.get("node.id", "1"))
-        self._write_properties(node_id, self._controller_port())
+        wanted = self._cluster_id()
+        if meta and wanted and meta.get("cluster.id") != wanted:
+            self.progress(f"{self.name}: {self.data_dir} was formatted for cluster {meta.get('cluster.id')}, "
+                          f"not {wanted}; wiping it to format afresh")
+            shutil.rmtree(self.data_dir)
+            meta = {}
+        self._write_properties(self._node_id(meta), self._controller_port())
         if meta:
             return
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
-            self.progress(f"kafka: {self.data_dir} has no meta.properties; wiping it to format afresh")
+            self.progress(f"{self.name}: {self.data_dir} has no meta.properties; wiping it to format afresh")
             shutil.rmtree(self.data_dir)
-        cluster_id = kafka_uuid()
-        self.progress(f"kafka: formatting {self.data_dir} (cluster id {cluster_id})")
+        cluster_id = wanted or kafka_uuid()
+        self.progress(f"{self.name}: formatting {self.data_dir} (cluster id {cluster_id})")
         cmd = [
             java(),
             *self._jvm_options("256m"),
