@@ -7,13 +7,15 @@ processes might write at once.
 - Thousands of timers falling due on one day, fired by two follow-up instances: every timer filed is
   filed in the index (a lost filing is a missed escalation) and fires exactly once.
 
-The scenario runs on its own database and its own simulated clock, so moving the clock moves no one else's.
+The scenario runs on a broker and a store of its own: the session's services would otherwise take in its
+complaints too (every consumer group reads every topic), and moving its simulated clock moves no one else's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -41,15 +43,33 @@ REPEATS = 70  # repeat reports of one case, ten from each channel
 CASES = 1200  # cases whose timers fall due together
 
 
+RACES_STATE = TEST_STATE / "races"
+
+
+@pytest.fixture(scope="module")
+def race_endpoints() -> Iterator[infra.Endpoints]:
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):
+            mp.delenv(name, raising=False)
+        infra.down(RACES_STATE, progress=lambda _m: None)
+        shutil.rmtree(RACES_STATE, ignore_errors=True)  # a fresh broker: six partitions, no earlier groups
+        kafka = infra.free_port()
+        try:
+            yield infra.up(RACES_STATE, kafka_port=kafka, mongo_port=infra.free_port(exclude=[kafka]),
+                           progress=lambda _m: None)
+        finally:
+            infra.down(RACES_STATE, progress=lambda _m: None)
+
+
 @pytest.fixture(scope="module")
 def race_database() -> str:
     return f"triage_races_{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
-def twin_fleets(endpoints: infra.Endpoints, race_database: str, model_dir: Path) -> Iterator[list[Fleet]]:
+def twin_fleets(race_endpoints: infra.Endpoints, race_database: str, model_dir: Path) -> Iterator[list[Fleet]]:
     """Two instances of each pipeline service, in one consumer group per service, on their own database."""
-    env = service_env(endpoints.kafka_bootstrap, endpoints.mongodb_uri, MONGODB_DATABASE=race_database,
+    env = service_env(race_endpoints.kafka_bootstrap, race_endpoints.mongodb_uri, MONGODB_DATABASE=race_database,
                       MODEL_DIR=str(model_dir), CONSUMER_GROUP_PREFIX=f"races-{race_database}",
                       RETRY_MAX_SECONDS="1", SIMULATED_CLOCK="true", TIMER_SCAN_SECONDS="0.5",
                       MONGODB_MAX_CONNECTIONS="8", DEV_MODE="true")
@@ -60,7 +80,7 @@ def twin_fleets(endpoints: infra.Endpoints, race_database: str, model_dir: Path)
         for _ in PIPELINE:
             ports.append(infra.free_port(exclude=taken))
             taken.append(ports[-1])
-        fleets.append(Fleet(env, TEST_STATE / "logs" / race_database / twin, dict(zip(PIPELINE, ports, strict=True))))
+        fleets.append(Fleet(env, RACES_STATE / "logs" / twin, dict(zip(PIPELINE, ports, strict=True))))
     try:
         for fleet in fleets:
             fleet.start(timeout=120)
@@ -71,8 +91,8 @@ def twin_fleets(endpoints: infra.Endpoints, race_database: str, model_dir: Path)
 
 
 @pytest.fixture(scope="module")
-async def race_db(endpoints: infra.Endpoints, race_database: str) -> AsyncIterator[Db]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(endpoints.mongodb_uri, tz_aware=True)
+async def race_db(race_endpoints: infra.Endpoints, race_database: str) -> AsyncIterator[Db]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(race_endpoints.mongodb_uri, tz_aware=True)
     yield client[race_database]
     await client.close()
 
@@ -108,12 +128,12 @@ async def timer_entries(db: Db, case_ids: list[str]) -> dict[str, int]:
 
 
 async def test_repeats_of_one_case_from_every_channel_at_once(
-    twin_fleets: list[Fleet], endpoints: infra.Endpoints, race_db: Db
+    twin_fleets: list[Fleet], race_endpoints: infra.Endpoints, race_db: Db
 ) -> None:
     phone = f"139{uuid.uuid4().int % 10**8:08d}"
     text = f"小区地下车库积水一直没人处理，电瓶车泡在水里（{phone[-4:]}号车位）"
     first = channel_event(text, event_id=f"race-first-{uuid.uuid4().hex[:8]}", complainant={"phone": phone})
-    await publish_all(endpoints.kafka_bootstrap, [first])
+    await publish_all(race_endpoints.kafka_bootstrap, [first])
     case_id = case_id_for("12345", first["event_id"])
 
     async def received() -> bool:  # in the store, not yet classified: the repeats race its classification
@@ -123,7 +143,8 @@ async def test_repeats_of_one_case_from_every_channel_at_once(
     channels = [c.value for c in Channel]
     repeats = [channel_event(text, channel=channels[n % len(channels)], event_id=f"race-rep-{uuid.uuid4().hex[:10]}",
                              complainant={"phone": phone}) for n in range(REPEATS)]
-    await publish_all(endpoints.kafka_bootstrap, repeats)
+    burst = time.monotonic()
+    await publish_all(race_endpoints.kafka_bootstrap, repeats)
 
     async def all_taken_in() -> bool:
         return await race_db.receipts.count_documents({"case_id": case_id}) >= REPEATS
@@ -142,7 +163,8 @@ async def test_repeats_of_one_case_from_every_channel_at_once(
     own_cases = [r["event_id"] for r in repeats
                  if await race_db.cases.find_one({"_id": case_id_for(r["channel"], r["event_id"])}, {"_id": 1})]
     scenario = Scenario("racing_repeats", published=[case_id] * REPEATS, routed=len(merged),
-                        duplicated=max(0, case["repeat_count"] - REPEATS) + len(own_cases))
+                        duplicated=max(0, case["repeat_count"] - REPEATS) + len(own_cases),
+                        seconds=round(time.monotonic() - burst, 1))
     RESULTS.append(scenario)
     write_summary()
     print(f"\nracing repeats: {REPEATS} published, {len(merged)} merged, repeat_count {case['repeat_count']}, "
@@ -154,13 +176,13 @@ async def test_repeats_of_one_case_from_every_channel_at_once(
 
 
 async def test_thousands_of_timers_due_on_one_day_fire_once(
-    twin_fleets: list[Fleet], endpoints: infra.Endpoints, race_db: Db
+    twin_fleets: list[Fleet], race_endpoints: infra.Endpoints, race_db: Db
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     events = [channel_event(f"楼下烧烤店每晚油烟噪音扰民，第{n}户居民反映（批次{tag}）",
                             event_id=f"race-timer-{tag}-{n}") for n in range(CASES)]
     started = time.monotonic()
-    await publish_all(endpoints.kafka_bootstrap, events)
+    await publish_all(race_endpoints.kafka_bootstrap, events)
     case_ids = [case_id_for("12345", e["event_id"]) for e in events]
 
     async def all_routed() -> bool:
@@ -172,7 +194,7 @@ async def test_thousands_of_timers_due_on_one_day_fire_once(
 
     await wait_for(all_routed, 600, f"{CASES} cases routed")
     routed_in = time.monotonic() - started
-    storage = MongoStorage(AsyncMongoClient(endpoints.mongodb_uri, tz_aware=True), race_db.name)
+    storage = MongoStorage(AsyncMongoClient(race_endpoints.mongodb_uri, tz_aware=True), race_db.name)
     try:
         expected: dict[str, TimerSpec] = {}
         for case_id in case_ids:
@@ -216,7 +238,7 @@ async def test_thousands_of_timers_due_on_one_day_fire_once(
     fired_once = sum(1 for t in timer_ids if entries.get(t) == 1)
     early = {e for e in entries if e not in timer_ids}
     scenario = Scenario("racing_timers", published=sorted(timer_ids), routed=fired_once,
-                        duplicated=sum(n - 1 for n in entries.values() if n > 1) + len(early))
+                        duplicated=sum(n - 1 for n in entries.values() if n > 1) + len(early), seconds=round(fired_in, 1))
     RESULTS.append(scenario)
     write_summary()
     print(f"\nracing timers: {CASES} cases routed in {routed_in:.0f}s; {len(expected)} timers filed, "
