@@ -243,8 +243,12 @@ async def test_a_flood_from_one_number(fleet: Fleet, producer: AIOKafkaProducer,
     expected = Counter(matter for matter, _ in burst)
     assert expected[0] == 39 and len(burst) + len(openers) == 60
     for matter, cid in enumerate(cases):
-        case = await db.cases.find_one({"_id": cid})
-        assert case is not None
+        # A report's receipt is written before its repeat is counted on the case: wait for the count too.
+        async def counted(cid: str = cid, matter: int = matter) -> dict[str, Any] | None:
+            case = await db.cases.find_one({"_id": cid})
+            return case if case and case.get("repeat_count", 0) >= expected[matter] else None
+
+        case = await eventually(counted, 30, f"the repeats of matter {matter} counted")
         assert case["repeat_count"] == expected[matter], matter
         assert "repeated" in case["risk_flags"], matter
         assert [e["kind"] for e in case["timeline"]].count("merged") == expected[matter]

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import topics
@@ -152,3 +156,36 @@ async def run_scenario(name: str, endpoints: infra.Endpoints, db: Db,
 
 def port_of(address: str) -> int:
     return int(address.rstrip("/").rsplit(":", 1)[1])
+
+
+@contextmanager
+def infra_of_its_own(state: Path, brokers: int = 1) -> Iterator[infra.Endpoints]:
+    """A broker (or a cluster) and a store for one module, fresh, whatever the environment points at: a module
+    that kills brokers, or moves a simulated clock, or must not have the session's services take in its complaints."""
+    quiet = lambda _m: None  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):
+            mp.delenv(name, raising=False)
+        infra.down(state, progress=quiet)
+        shutil.rmtree(state, ignore_errors=True)  # no topic or group state leaks from an earlier run
+        ports: list[int] = []
+        for _ in range(brokers + 1):
+            ports.append(infra.free_port(exclude=ports))
+        started = time.monotonic()
+        try:
+            found = infra.up(state, kafka_port=ports[0], mongo_port=ports[-1], brokers=brokers,
+                             kafka_ports=ports[:-1], progress=quiet)
+            print(f"\n  {brokers} broker(s) and a store ready in {time.monotonic() - started:.1f}s: "
+                  f"{found.kafka_bootstrap}", flush=True)
+            yield found
+        finally:
+            infra.down(state, progress=quiet)
+
+
+@asynccontextmanager
+async def database(uri: str, name: str) -> AsyncIterator[Db]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True)
+    try:
+        yield client[name]
+    finally:
+        await client.close()

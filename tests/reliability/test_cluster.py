@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -22,11 +21,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from pymongo import AsyncMongoClient
 
 from shared import topics
 from tests.conftest import TEST_STATE
-from tests.reliability.scenarios import Db, run_scenario
+from tests.reliability.scenarios import Db, database, infra_of_its_own, run_scenario
 from tools import infra
 from tools.processes import PIPELINE, Fleet, service_env
 
@@ -43,21 +41,8 @@ def quiet(_message: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster_endpoints() -> Iterator[infra.Endpoints]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):  # this module needs brokers of its own to kill
-            mp.delenv(name, raising=False)
-        infra.down(CLUSTER_STATE, progress=quiet)
-        shutil.rmtree(CLUSTER_STATE, ignore_errors=True)  # a fresh cluster: no topic or group state leaks
-        ports: list[int] = []
-        for _ in range(4):
-            ports.append(infra.free_port(exclude=ports))
-        started = time.monotonic()
-        try:
-            found = infra.up(CLUSTER_STATE, mongo_port=ports[3], brokers=3, kafka_ports=ports[:3], progress=quiet)
-            print(f"\n  three brokers ready in {time.monotonic() - started:.1f}s: {found.kafka_bootstrap}", flush=True)
-            yield found
-        finally:
-            infra.down(CLUSTER_STATE, progress=quiet)
+    with infra_of_its_own(CLUSTER_STATE, brokers=3) as found:  # this module needs brokers of its own to kill
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +73,8 @@ def cluster_fleet(cluster_endpoints: infra.Endpoints, cluster_db_name: str, mode
 
 @pytest.fixture(scope="module")
 async def cluster_db(cluster_endpoints: infra.Endpoints, cluster_db_name: str) -> AsyncIterator[Db]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cluster_endpoints.mongodb_uri, tz_aware=True)
-    yield client[cluster_db_name]
-    await client.close()
+    async with database(cluster_endpoints.mongodb_uri, cluster_db_name) as db:
+        yield db
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,7 +33,7 @@ from shared.domain.deadlines import Deadline
 from shared.domain.followup import TimerSpec, timers_of
 from shared.events import Channel, case_id_for
 from tests.conftest import TEST_STATE, channel_event
-from tests.reliability.scenarios import RESULTS, Db, Scenario, write_summary
+from tests.reliability.scenarios import RESULTS, Db, Scenario, database, infra_of_its_own, write_summary
 from tools import infra
 from tools.processes import PIPELINE, Fleet, service_env
 
@@ -48,17 +47,8 @@ RACES_STATE = TEST_STATE / "races"
 
 @pytest.fixture(scope="module")
 def race_endpoints() -> Iterator[infra.Endpoints]:
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):
-            mp.delenv(name, raising=False)
-        infra.down(RACES_STATE, progress=lambda _m: None)
-        shutil.rmtree(RACES_STATE, ignore_errors=True)  # a fresh broker: six partitions, no earlier groups
-        kafka = infra.free_port()
-        try:
-            yield infra.up(RACES_STATE, kafka_port=kafka, mongo_port=infra.free_port(exclude=[kafka]),
-                           progress=lambda _m: None)
-        finally:
-            infra.down(RACES_STATE, progress=lambda _m: None)
+    with infra_of_its_own(RACES_STATE) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +82,8 @@ def twin_fleets(race_endpoints: infra.Endpoints, race_database: str, model_dir: 
 
 @pytest.fixture(scope="module")
 async def race_db(race_endpoints: infra.Endpoints, race_database: str) -> AsyncIterator[Db]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(race_endpoints.mongodb_uri, tz_aware=True)
-    yield client[race_database]
-    await client.close()
+    async with database(race_endpoints.mongodb_uri, race_database) as db:
+        yield db
 
 
 async def publish_all(kafka: str, events: list[dict[str, Any]]) -> None:
