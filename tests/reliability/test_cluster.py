@@ -14,13 +14,14 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from shared import topics
 from tests.conftest import TEST_STATE
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
 CLUSTER_STATE = TEST_STATE / "cluster"
 BUSY = (topics.CHANNEL_EVENTS, topics.CASE_RECEIVED)  # every complaint passes through these first
+T = TypeVar("T")
 INTERNAL = ("__consumer_offsets", "__transaction_state")
 
 
@@ -88,13 +90,28 @@ async def healthy_after(cluster_fleet: Fleet, cluster: infra.LocalKafkaCluster) 
     await asyncio.to_thread(cluster_fleet.wait_healthy, 120)
 
 
+async def patiently(ask: Callable[[], Awaitable[T]], seconds: float = 60) -> T:
+    """Ask the cluster again while it is electing: a broker just killed is still in the metadata for a while."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await ask()
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
 async def describe(bootstrap: str, names: list[str] | None = None) -> list[dict[str, Any]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-    await admin.start()
-    try:
-        return list(await admin.describe_topics(names))
-    finally:
-        await admin.close()
+    async def ask() -> list[dict[str, Any]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        await admin.start()
+        try:
+            return list(await admin.describe_topics(names))
+        finally:
+            await admin.close()
+
+    return await patiently(ask)
 
 
 async def busiest_leader(bootstrap: str) -> int:
@@ -121,12 +138,16 @@ async def written(bootstrap: str) -> int:
     """Records on the channel-events topic so far (its partitions' end offsets)."""
     partitions = [TopicPartition(topics.CHANNEL_EVENTS, p["partition"])
                   for t in await describe(bootstrap, [topics.CHANNEL_EVENTS]) for p in t["partitions"]]
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await reader.start()
-    try:
-        return sum((await reader.end_offsets(partitions)).values())
-    finally:
-        await reader.stop()
+
+    async def ask() -> int:
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000)
+        await reader.start()
+        try:
+            return sum((await reader.end_offsets(partitions)).values())
+        finally:
+            await reader.stop()
+
+    return await patiently(ask)
 
 
 async def in_sync(bootstrap: str, timeout: float = 120) -> float:
@@ -151,8 +172,8 @@ async def test_cluster_leader_kill9(healthy_after: Fleet, cluster: infra.LocalKa
 
     async def fault() -> None:
         node = cluster.node(await busiest_leader(cluster.bootstrap))
-        await asyncio.to_thread(node.stop, True)
         before = await written(cluster.bootstrap)
+        await asyncio.to_thread(node.stop, True)
         await asyncio.sleep(8)
         taken = await written(cluster.bootstrap) - before
         print(f"  {taken} complaints taken by the two brokers left", flush=True)

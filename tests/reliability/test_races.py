@@ -151,6 +151,8 @@ async def test_repeats_of_one_case_from_every_channel_at_once(
     merged = [e for e in case["timeline"] if e["kind"] == "merged"]
     own_cases = [r["event_id"] for r in repeats
                  if await race_db.cases.find_one({"_id": case_id_for(r["channel"], r["event_id"])}, {"_id": 1})]
+    # In the summary: "published" the repeats sent, "routed" those counted on the case; "duplicated" a repeat
+    # counted twice or opening a case of its own.
     scenario = Scenario("racing_repeats", published=[case_id] * REPEATS, routed=len(merged),
                         duplicated=max(0, case["repeat_count"] - REPEATS) + len(own_cases),
                         seconds=round(time.monotonic() - burst, 1))
@@ -226,6 +228,8 @@ async def test_thousands_of_timers_due_on_one_day_fire_once(
     timer_ids = {f"timer:{t.id}" for t in due_now}
     fired_once = sum(1 for t in timer_ids if entries.get(t) == 1)
     early = {e for e in entries if e not in timer_ids}
+    # In the summary: "published" the timers due, "routed" those fired exactly once; "duplicated" one fired
+    # twice or before it was due.
     scenario = Scenario("racing_timers", published=sorted(timer_ids), routed=fired_once,
                         duplicated=sum(n - 1 for n in entries.values() if n > 1) + len(early), seconds=round(fired_in, 1))
     RESULTS.append(scenario)
