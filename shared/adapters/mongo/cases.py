@@ -117,8 +117,7 @@ class MongoRepeatIndex:
         self.book = ShardLog(keys, records, snapshot_every=16)
 
     async def file_under(self, keys: Sequence[str], case_id: str) -> dict[str, list[str]]:
-        filing = {"key": field_key(case_id), "op": "put", "v": _FILED, "entry": "[1]"}
-        before = await asyncio.gather(*(self.book.append(key, filing) for key in keys))
+        before = await asyncio.gather(*(self.book.append(key, _filing(case_id)) for key in keys))
         for key in keys:
             self.book.forget(key)
         filed = {key: [case_key(c) for c in cases] for key, cases in zip(keys, before, strict=True)}
@@ -142,8 +141,7 @@ class MongoRepeatIndex:
         moved = 0
         async for doc in legacy.find({}):
             for case_id in doc.get("cases", []):
-                await self.book.append(str(doc["_id"]), {"key": field_key(case_id), "op": "put", "v": _FILED,
-                                                         "entry": "[1]"})
+                await self.book.append(str(doc["_id"]), _filing(case_id))
             self.book.forget(str(doc["_id"]))
             await legacy.delete_one({"_id": doc["_id"]})
             moved += 1
@@ -158,3 +156,7 @@ class MongoRepeatIndex:
 
 
 _FILED, _TAKEN_BACK = 1, 2  # versions: a filing is removed by a take-back, and filed again after one
+
+
+def _filing(case_id: str) -> Document:
+    return {"key": field_key(case_id), "op": "put", "v": _FILED, "entry": f"[{_FILED}]"}
