@@ -79,3 +79,26 @@ async def test_two_intakes_filing_under_one_repeat_key_lose_none(two_stores: lis
     sizes = sorted(len(cases) for cases in seen.values())
     print(f"\nfilings seen before each of 40: {sizes}")
     assert sizes == list(range(40))
+
+
+async def test_the_earlier_updated_documents_are_adopted_by_the_services_that_write_them(
+        two_stores: list[MongoStorage]) -> None:
+    """An upgrade: the timers and repeat keys an earlier version kept in updated documents are filed again in the
+    logs at start, by the follow-up and by intake, in their order, and the earlier documents go."""
+    intake, followup = two_stores
+    db = intake.db
+    timers = [timer(n) for n in range(3)]
+    bucket = f"{DAY.isoformat()}#07"
+    await db["timer_days"].insert_one({"_id": bucket, "timers": [
+        {"id": t.id, "case_id": t.case_id, "rule": t.rule, "due": t.due, "kind": t.kind.value, "due_at": t.due_at}
+        for t in timers], "done": [timers[1].id]})
+    await db["repeat_keys"].insert_one({"_id": "who:earlier", "cases": ["GT-OLD-1", "GT-OLD-2"]})
+    intake.service, followup.service = "intake", "followup"
+    await intake.prepare()
+    assert await db["timer_days"].count_documents({}) == 1  # intake leaves the timers to the follow-up
+    await followup.prepare()
+    assert {t.id for t in await followup.timers.unfinished_on(DAY.isoformat())} == {timers[0].id, timers[2].id}
+    await followup.timers.finish(timers[0], DAY.isoformat())  # where a scan finishes it: in its own bucket
+    assert {t.id for t in await followup.timers.unfinished_on(DAY.isoformat())} == {timers[2].id}
+    assert await db["timer_days"].count_documents({}) == 0 and await db["repeat_keys"].count_documents({}) == 0
+    assert (await intake.repeats.file_under(["who:earlier"], "GT-NEW"))["who:earlier"] == ["GT-OLD-1", "GT-OLD-2"]

@@ -33,6 +33,7 @@ class MongoStorage:
     def __init__(self, client: AsyncMongoClient[Document], database: str, figures_fresh_seconds: float = 0.0,
                  figures_settled_seconds: float = 0.0, personal: PersonalData | None = None) -> None:
         self.client = client
+        self.service = ""  # the process this store serves (from_settings): it adopts what it writes, at start
         self.db = client[database]
         self.personal = personal  # only where personal data is written or revealed: intake and the desk API
         commit = GroupCommit()
@@ -63,8 +64,10 @@ class MongoStorage:
             event_listeners=[StoreCommandCounter(service or "unknown")],
         )
         personal = PersonalData(client, settings.mongodb_database, *settings.master_keys()) if personal_data else None
-        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds, settings.figures_settled_seconds,
-                   personal)
+        storage = cls(client, settings.mongodb_database, settings.figures_fresh_seconds,
+                      settings.figures_settled_seconds, personal)
+        storage.service = service
+        return storage
 
     async def prepare(self) -> None:
         """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""
@@ -73,10 +76,11 @@ class MongoStorage:
             self.cases.claims = None  # MongoDB compares the version in the update itself
             log.info("store is MongoDB: version checks in the update, no claims")
         await self.db["cases"].create_index([("unit", ASCENDING), ("status", ASCENDING)])
-        # What an earlier version kept in documents two processes updated at once: now logs of revisions.
-        if moved := await self.timers.adopt(self.db["timer_days"]):
+        # What an earlier version kept in documents two processes updated at once, now logs of revisions, is
+        # filed again by the service that writes it: one kind of process each, not every service at once.
+        if self.service == "followup" and (moved := await self.timers.adopt(self.db["timer_days"])):
             log.info("filed the timers of %d day buckets of the earlier timer index in the buckets' logs", moved)
-        if moved := await self.repeats.adopt(self.db["repeat_keys"]):
+        if self.service == "intake" and (moved := await self.repeats.adopt(self.db["repeat_keys"])):
             log.info("filed the cases of %d keys of the earlier repeat index in the keys' logs", moved)
         if self.personal is not None:
             if mongodb:  # the key vault's usual guard; FerretDB has no partial index (the claim guards there too)

@@ -140,8 +140,8 @@ class MongoRepeatIndex:
         counts once."""
         moved = 0
         async for doc in legacy.find({}):
-            for case_id in doc.get("cases", []):
-                await self.book.append(str(doc["_id"]), _filing(case_id))
+            if doc.get("cases"):  # in one revision, in their order
+                await self.book.append(str(doc["_id"]), *(_filing(case_id) for case_id in doc["cases"]))
             self.book.forget(str(doc["_id"]))
             await legacy.delete_one({"_id": doc["_id"]})
             moved += 1

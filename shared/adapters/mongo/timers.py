@@ -77,14 +77,18 @@ class MongoTimerBook:
 
     async def adopt(self, legacy: AsyncCollection[Document]) -> int:
         """File again, in their buckets' logs, the timers an earlier version kept in updated day documents
-        (`timer_days`: `timers` and `done` lists); returns how many buckets moved. Safe to run in every process
-        at once: a filing or finishing made twice counts once."""
+        (`timer_days`: `timers` and `done` lists, one document per `<day>#<bucket>`); returns how many documents
+        moved. Each timer goes to the bucket its id falls in, where finishing it looks. Safe to repeat: a filing
+        or finishing made twice counts once."""
         moved = 0
         async for doc in legacy.find({}):
-            changes = [{"key": _filed(t["id"]), "op": "add", "value": t} for t in doc.get("timers", [])]
-            changes += [{"key": _finished(i), "op": "add", "value": 1} for i in doc.get("done", [])]
-            if changes:
-                await self.book.change(str(doc["_id"]), *changes)
+            day = str(doc["_id"]).split("#", 1)[0]
+            changes: defaultdict[str, list[Document]] = defaultdict(list)
+            for t in doc.get("timers", []):
+                changes[timer_bucket(day, t["id"])].append({"key": _filed(t["id"]), "op": "add", "value": t})
+            for i in doc.get("done", []):
+                changes[timer_bucket(day, i)].append({"key": _finished(i), "op": "add", "value": 1})
+            await asyncio.gather(*(self.book.change(bucket, *filed) for bucket, filed in changes.items()))
             await legacy.delete_one({"_id": doc["_id"]})
             moved += 1
         return moved
