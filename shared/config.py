@@ -37,6 +37,11 @@ MIN_SECRET_DISTINCT_CHARS = 10
 MIN_TOKEN_LENGTH = 8
 
 
+def _usable_token(token: Any) -> bool:
+    """A token or api key: long enough not to be guessed in a few tries, and without the spaces a header splits at."""
+    return isinstance(token, str) and len(token) >= MIN_TOKEN_LENGTH and not any(c.isspace() for c in token)
+
+
 def bootstrap_servers(servers: str) -> list[str]:
     """`host:port,host:port` as the list FastStream needs: it takes a string for one address, so a cluster's
     comma-joined bootstrap would be read as a single host."""
@@ -125,8 +130,7 @@ class Settings(BaseSettings):
     @field_validator("supervisor_tokens", mode="before")
     @classmethod
     def _supervisor_tokens_are_usable(cls, tokens: Any) -> Any:
-        if not isinstance(tokens, list) or not all(
-                isinstance(t, str) and len(t) >= MIN_TOKEN_LENGTH and not any(c.isspace() for c in t) for t in tokens):
+        if not isinstance(tokens, list) or not all(_usable_token(t) for t in tokens):
             raise ValueError(f"SUPERVISOR_TOKENS must be a JSON list of tokens of at least {MIN_TOKEN_LENGTH} "
                              "characters and no spaces")
         return tokens
@@ -141,7 +145,7 @@ class Settings(BaseSettings):
         for token, unit in tokens.items():
             if unit not in units:
                 raise ValueError("every desk token must map to one of: " + ", ".join(sorted(units)))
-            if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            if not _usable_token(token):
                 raise ValueError(f"every desk token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
         return tokens
 
@@ -168,8 +172,8 @@ class Settings(BaseSettings):
     def _open311_keys_are_usable(cls, keys: Any) -> Any:
         # Checked before pydantic's own validation, whose error locations would name the key (a dict key).
         if not isinstance(keys, Mapping) or not all(
-                isinstance(k, str) and len(k) >= MIN_TOKEN_LENGTH and not any(c.isspace() for c in k)
-                and isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v) for k, v in keys.items()):
+                _usable_token(k) and isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", v)
+                for k, v in keys.items()):
             raise ValueError(f"OPEN311_KEYS must be a JSON object of api key (at least {MIN_TOKEN_LENGTH} characters, "
                              "no spaces) to upstream name (lower-case letters, digits, _ and -)")
         return keys
