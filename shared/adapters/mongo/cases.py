@@ -4,7 +4,6 @@ ferretdb.py for why), so each is a primary-key lookup on either server."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -149,10 +148,7 @@ class MongoRepeatIndex:
 
     async def erase(self, key: str) -> None:
         """Every record of one key gone (a complainant's erasure): the history of their filings goes with it."""
-        pattern = {"$regex": f"^{re.escape(key)}@"}
-        await self.book.log.delete_many({"_id": pattern})
-        await self.book.shards.delete_one({"_id": key})
-        self.book.forget(key)
+        await self.book.erase(key)
 
 
 _FILED, _TAKEN_BACK = 1, 2  # versions: a filing is removed by a take-back, and filed again after one

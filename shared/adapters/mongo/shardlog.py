@@ -138,6 +138,13 @@ class ShardLog:
                         state = self._known[shard] = newer
             return state
 
+    async def erase(self, shard: str) -> None:
+        """Every record and the snapshot of one shard gone (an erasure of whatever it names). Not safe against a
+        concurrent writer of the shard: an erasure is an operator's act, not a service's."""
+        await self.log.delete_many({"_id": {"$regex": f"^{re.escape(shard)}@"}})
+        await self.shards.delete_one({"_id": shard})
+        self.forget(shard)
+
     def forget(self, shard: str) -> None:
         """Keep no copy of a shard this process will not read again (the next read starts from its snapshot)."""
         self._known.pop(shard, None)
@@ -150,22 +157,27 @@ class ShardLog:
         """File these changes in a revision of their own (no group commit), and return the shard's keys as they
         were just before it: the writers of a shard are put in one order, each seeing those before it. The first
         try assumes a shard this process does not know is new, so filing a fresh key costs one insert."""
-        return await self._log(shard, list(changes), new_guess=True)
+        before = await self._log(shard, list(changes), alone=True)
+        assert before is not None  # a revision of its own always says what came before it
+        return before
 
-    async def _log(self, shard: str, changes: list[Document], new_guess: bool = False) -> dict[str, Any]:
-        """Claim the shard's next revision for these changes; the shard's keys as they were before it."""
+    async def _log(self, shard: str, changes: list[Document], alone: bool = False) -> dict[str, Any] | None:
+        """Claim the shard's next revision for these changes. `alone` (an append): guess that a shard this
+        process does not know is new, and return the shard's keys as they were before the revision (a copy
+        only an append pays for: a queue's or the figures' shard is large, and its writers need none)."""
         for attempt in range(ATTEMPTS):
             # The first try trusts what this process knows when it says the changes change something: usually
             # this process wrote the shard's last revision itself, and an insert at a revision another writer
             # took is refused, which is when it catches up. (A change found to change something that, in the
             # log's order, no longer does is written and then ignored by every reader.) That nothing is to be
             # written is only ever decided on the shard as it is now.
-            known = self._known.get(shard, Shard() if new_guess else None) if attempt == 0 else None
+            known = self._known.get(shard, Shard() if alone else None) if attempt == 0 else None
             if known is None or not _would_change(known, changes):
                 known = await self.current(shard)
                 if not _would_change(known, changes):
-                    return dict(known.cases)  # each filed at this version or later already, or nothing to take out
-            state, rev, before = known, known.rev, dict(known.cases)
+                    # each filed at this version or later already, or nothing to take out
+                    return dict(known.cases) if alone else None
+            state, rev, before = known, known.rev, dict(known.cases) if alone else None
             try:
                 await self.log.insert_one({"_id": f"{shard}@{rev}", "changes": changes, "at": datetime.now(UTC)})
             except DuplicateKeyError:  # another writer took this revision: catch up, and try the next
