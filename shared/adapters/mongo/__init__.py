@@ -31,9 +31,9 @@ class MongoStorage:
     """The store of one service: its ports, and the connection they share."""
 
     def __init__(self, client: AsyncMongoClient[Document], database: str, figures_fresh_seconds: float = 0.0,
-                 figures_settled_seconds: float = 0.0, personal: PersonalData | None = None) -> None:
+                 figures_settled_seconds: float = 0.0, personal: PersonalData | None = None, service: str = "") -> None:
         self.client = client
-        self.service = ""  # the process this store serves (from_settings): it adopts what it writes, at start
+        self.service = service  # the process this store serves: it adopts what it writes, at start
         self.db = client[database]
         self.personal = personal  # only where personal data is written or revealed: intake and the desk API
         commit = GroupCommit()
@@ -64,10 +64,8 @@ class MongoStorage:
             event_listeners=[StoreCommandCounter(service or "unknown")],
         )
         personal = PersonalData(client, settings.mongodb_database, *settings.master_keys()) if personal_data else None
-        storage = cls(client, settings.mongodb_database, settings.figures_fresh_seconds,
-                      settings.figures_settled_seconds, personal)
-        storage.service = service
-        return storage
+        return cls(client, settings.mongodb_database, settings.figures_fresh_seconds, settings.figures_settled_seconds,
+                   personal, service)
 
     async def prepare(self) -> None:
         """Learn which server this is, and create the desks' index (MongoDB uses it; FerretDB scans)."""

@@ -144,4 +144,4 @@ class MongoTimerBook:
 
 def _unfinished(cases: Mapping[str, Any]) -> list[Document]:
     return [doc for key, doc in cases.items()
-            if key.startswith("t:") and _finished(_spec(doc).id) not in cases]
+            if key.startswith("t:") and _finished(doc["id"]) not in cases]
