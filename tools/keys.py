@@ -16,11 +16,14 @@ from typing import Any
 
 from shared.adapters.mongo import MongoStorage
 from shared.adapters.mongo.personal import PersonalData
-from shared.config import Settings, refuse_unsafe
+from shared.config import DEV_MASTER_KEY, ConfigurationRefused, Settings
 
 
 def _personal(settings: Settings) -> tuple[MongoStorage, PersonalData]:
-    refuse_unsafe(settings, "triage keys", personal_data=True)  # the public development key, as the services do
+    current, previous = settings.master_keys()
+    if not settings.dev_mode and DEV_MASTER_KEY in (current, previous):
+        raise ConfigurationRefused("keys: set ENCRYPTION_MASTER_KEY_FILE (or ENCRYPTION_MASTER_KEY): the public "
+                                   "development master key is for DEV_MODE only")
     storage = MongoStorage.from_settings(settings, "keys", personal_data=True)
     assert storage.personal is not None
     return storage, storage.personal

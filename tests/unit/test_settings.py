@@ -17,14 +17,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from services.desk_api.main import create_app
-from shared.config import (
-    DEV_COMPLAINANT_KEY,
-    DEV_MASTER_KEY,
-    ConfigurationRefused,
-    Settings,
-    get_settings,
-    refuse_unsafe,
-)
+from shared.config import DEV_COMPLAINANT_KEY, ConfigurationRefused, Settings, get_settings, refuse_unsafe
 from shared.domain.triage import Unit
 from shared.runtime import Service
 
@@ -195,10 +188,6 @@ def test_the_services_that_handle_personal_data_refuse_the_public_master_key() -
         assert "openssl rand -base64 96" in str(refused.value)
     refuse_unsafe(public, "routing")  # it never sees a complainant: no master key needed
     refuse_unsafe(production(encryption_master_key=None, dev_mode=True), "intake", personal_data=True)
-    # nor as the previous key of a rotation, which still opens the data key
-    previous_public = production(encryption_previous_master_key=SecretStr(base64.b64encode(DEV_MASTER_KEY).decode()))
-    with pytest.raises(ConfigurationRefused, match="ENCRYPTION_MASTER_KEY_FILE"):
-        refuse_unsafe(previous_public, "triage keys", personal_data=True)
 
 
 def test_the_master_key_comes_from_its_file_before_the_environment(tmp_path: Path) -> None:
